@@ -1,0 +1,50 @@
+# Two entry points for people: `make demo` and `make test`. Everything else is a step of those.
+SHELL := /bin/bash
+TOP := $(CURDIR)
+VENV := $(TOP)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(TOP)/.build/collections
+export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
+export ANSIBLE_LOCALHOST_WARNING := false
+export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
+export PYTHONPATH := $(TOP)/.build/collections
+PYTEST := $(VENV)/bin/python -m pytest -p no:cacheprovider
+
+.PHONY: demo test bootstrap bootstrap-demo unit system sanity units lint molecule bench clean
+
+bootstrap:
+	@scripts/bootstrap.sh test
+
+bootstrap-demo:
+	@scripts/bootstrap.sh demo
+
+demo: bootstrap-demo
+	@scripts/demo.sh
+
+test: bootstrap
+	$(MAKE) unit system sanity units lint molecule
+	@echo "make test: all suites passed"
+
+unit:
+	$(PYTEST) -q tests/unit
+
+system:
+	$(PYTEST) -q tests/system
+
+sanity:
+	scripts/ansible-test.sh sanity
+
+units:
+	scripts/ansible-test.sh units
+
+lint:
+	ansible-lint --profile production --offline
+
+molecule:
+	cd extensions && molecule test --all
+
+bench: bootstrap
+	@for b in tests/bench/bench_*.py; do $(VENV)/bin/python "$$b" || exit 1; done
+
+clean:
+	rm -rf .build tests/output artifacts

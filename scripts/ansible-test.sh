@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Run ansible-test on a copy of the collection placed where ansible-test wants it
+# (.../ansible_collections/oomguard/fleet). Usage: scripts/ansible-test.sh sanity|units [args]
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+dest="$top/.build/ansible-test/ansible_collections/oomguard/fleet"
+"$top/.venv/bin/python" "$top/scripts/seed_ansible_test_pip.py"
+mkdir -p "$dest"
+# Tracked and new (not ignored) files only, so build output never leaks into the run.
+(cd "$top" && git ls-files -co --exclude-standard -z) |
+    rsync -a --delete --from0 --files-from=- "$top/" "$dest/"
+# rsync --delete only prunes within the listed set; drop files that left the tree.
+(cd "$dest" && find . -type f ! -path './tests/output/*' -printf '%P\n' | sort) > "$dest.have"
+(cd "$top" && git ls-files -co --exclude-standard | sort) > "$dest.want"
+comm -23 "$dest.have" "$dest.want" | (cd "$dest" && xargs -r rm -f --)
+rm -f "$dest.have" "$dest.want"
+cd "$dest"
+PATH="$top/.venv/bin:$PATH" exec ansible-test "$@" --venv --python 3.11 --color no
