@@ -3,7 +3,9 @@
 # (.../ansible_collections/oomguard/fleet). Usage: scripts/ansible-test.sh sanity|units [args]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-dest="$top/.build/ansible-test/ansible_collections/oomguard/fleet"
+# Outside the checkout: inside a git work tree ansible-test lists files through git and would
+# see none of the copy (it is ignored there).
+dest="${OOMGUARD_ANSIBLE_TEST_DIR:-/var/tmp/oomguard-ansible-test-$(echo "$top" | sha256sum | cut -c1-12)}/ansible_collections/oomguard/fleet"
 "$top/.venv/bin/python" "$top/scripts/seed_ansible_test_pip.py"
 mkdir -p "$dest"
 # Tracked and new (not ignored) files only, so build output never leaks into the run.

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Pre-seed ansible-test's pip bootstrap script.
 
 ansible-test downloads ``get-pip-<version>.py`` from a host that may be unreachable.
