@@ -8,7 +8,7 @@ export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export ANSIBLE_LOCALHOST_WARNING := false
 export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
 export PYTHONPATH := $(TOP)/.build/collections
-PYTEST := $(VENV)/bin/python -m pytest -p no:cacheprovider
+PYTEST := $(VENV)/bin/python -m pytest -p no:cacheprovider --import-mode=importlib
 
 .PHONY: demo test bootstrap bootstrap-demo unit system sanity units lint molecule bench clean
 
