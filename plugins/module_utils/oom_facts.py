@@ -1,0 +1,246 @@
+# -*- coding: utf-8 -*-
+# Copyright: oomguard.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Gather ``ansible_facts.oom`` (docs/data-contract.md) from a procfs tree.
+
+One pass over <proc_path>/[0-9]*: every process costs two reads (stat, oom_score_adj;
+kernel threads only stat). status, oom_score, cgroup and cmdline are read only for the
+rows returned. A pid that vanished or denied a read is skipped and counted in
+``errors``; a malformed file raises ProcParseError.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import heapq
+import os
+
+from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import (
+    OOM_DISABLE,
+    OOM_SCORE_ADJ_MIN,
+    PF_KTHREAD,
+    ProcParseError,
+    cgroup_unit,
+    meminfo_facts,
+    parse_cmdline,
+    parse_int,
+    parse_meminfo,
+    parse_stat,
+    parse_status,
+)
+
+SCHEMA = 1
+VM_SYSCTLS = ("panic_on_oom", "overcommit_memory", "oom_kill_allocating_task")
+MAX_ERROR_SAMPLES = 10
+# A pid that exited between listdir() and open(): ENOENT, or ESRCH on some files.
+_GONE = (errno.ENOENT, errno.ESRCH)
+
+
+def read_text(path):
+    with open(path, "r", errors="replace") as handle:
+        return handle.read()
+
+
+def read_bytes(path):
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def read_optional_int(path):
+    """An integer file that may be absent (older kernels, fixture trees): None then."""
+    try:
+        return parse_int(read_text(path), path)
+    except (IOError, OSError):
+        return None
+
+
+def read_meminfo(proc_path):
+    path = os.path.join(proc_path, "meminfo")
+    try:
+        text = read_text(path)
+    except (IOError, OSError) as exc:
+        raise ProcParseError(path, None, "cannot read (%s); is proc_path a procfs mount?" % (exc.strerror or exc))
+    return parse_meminfo(text, path)
+
+
+def read_kernel(proc_path):
+    try:
+        return read_text(os.path.join(proc_path, "sys", "kernel", "osrelease")).strip() or None
+    except (IOError, OSError):
+        return None
+
+
+class _Errors:
+    def __init__(self):
+        self.count = 0
+        self.samples = []
+
+    def add(self, pid, name, exc):
+        self.count += 1
+        if len(self.samples) < MAX_ERROR_SAMPLES:
+            if getattr(exc, "errno", None) in _GONE:
+                reason = "vanished"
+            elif getattr(exc, "errno", None) == errno.EACCES:
+                reason = "permission denied"
+            else:
+                reason = str(getattr(exc, "strerror", None) or exc)
+            self.samples.append({"pid": pid, "file": name, "error": reason})
+
+    def as_dict(self):
+        return {"count": self.count, "samples": self.samples}
+
+
+def list_pids(proc_path):
+    try:
+        names = os.listdir(proc_path)
+    except (IOError, OSError) as exc:
+        raise ProcParseError(proc_path, None, "cannot list (%s); is proc_path a procfs mount?" % (exc.strerror or exc))
+    return [int(name) for name in names if name.isdigit()]
+
+
+def _read_adj(base):
+    """(oom_score_adj, raw legacy oom_adj or None). Legacy -17 counts as -1000."""
+    path = base + "/oom_score_adj"
+    try:
+        with open(path) as handle:
+            text = handle.read()
+        try:
+            return int(text), None
+        except ValueError:
+            return parse_int(text, path), None
+    except (IOError, OSError) as exc:
+        if exc.errno != errno.ENOENT or not os.path.exists(base + "/oom_adj"):
+            raise
+    path = base + "/oom_adj"
+    legacy = parse_int(read_text(path), path)
+    if legacy == OOM_DISABLE:
+        return OOM_SCORE_ADJ_MIN, legacy
+    return int(legacy * 1000 / 17), legacy  # C division truncates toward zero
+
+
+def scan(proc_path, errors):
+    """The one pass. Returns (rows, kernel_thread_count); a row is
+    (pid, ppid, comm, oom_score_adj, legacy_oom_adj, rss_kb)."""
+    page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
+    rows = []
+    kthreads = 0
+    prefix = proc_path.rstrip("/") + "/"
+    for pid in list_pids(proc_path):
+        base = prefix + str(pid)
+        try:
+            with open(base + "/stat") as handle:
+                text = handle.read()
+        except (IOError, OSError) as exc:
+            errors.add(pid, "stat", exc)
+            continue
+        rparen = text.rfind(")")
+        fields = text[rparen + 2:].split()
+        try:
+            flags = int(fields[6])
+            if flags & PF_KTHREAD:
+                kthreads += 1
+                continue
+            ppid = int(fields[1])
+            rss_kb = int(fields[21]) * page_kb
+            comm = text[text.index("(") + 1:rparen]
+        except (ValueError, IndexError):
+            # Slow path only for a malformed line: let the parser say what is wrong.
+            parse_stat(text, base + "/stat")
+            raise
+        try:
+            adj, legacy = _read_adj(base)
+        except (IOError, OSError) as exc:
+            errors.add(pid, "oom_score_adj", exc)
+            continue
+        rows.append((pid, ppid, comm, adj, legacy, rss_kb))
+    return rows, kthreads
+
+
+def describe(row, proc_path, cmdline_max, errors):
+    """The contract's process dict for a returned row; None if it vanished meanwhile."""
+    pid, ppid, comm, adj, legacy, rss_kb = row
+    base = os.path.join(proc_path, str(pid))
+    name = "status"
+    try:
+        status = parse_status(read_text(base + "/status"), base + "/status")
+        name = "oom_score"
+        oom_score = parse_int(read_text(base + "/oom_score"), base + "/oom_score")
+        name = "cgroup"
+        try:
+            unit = cgroup_unit(read_text(base + "/cgroup"), base + "/cgroup")
+        except (IOError, OSError) as exc:
+            if exc.errno != errno.ENOENT or not os.path.exists(base):
+                raise
+            unit = None  # kernel without cgroups
+        name = "cmdline"
+        cmdline = parse_cmdline(read_bytes(base + "/cmdline"), cmdline_max)
+    except (IOError, OSError) as exc:
+        errors.add(pid, name, exc)
+        return None
+    return {
+        "pid": pid,
+        "ppid": ppid,
+        "name": comm,
+        "uid": status["uid"],
+        "oom_score_adj": adj,
+        "oom_adj_legacy": legacy,
+        "oom_score": oom_score,
+        "rss_kb": rss_kb,
+        "unit": unit,
+        "cmdline": cmdline,
+    }
+
+
+def select_rows(rows, adj_threshold, top_killable, all_processes):
+    if all_processes:
+        return list(rows)
+    chosen = dict((row[0], row) for row in rows if row[3] <= adj_threshold)
+    killable = [row for row in rows if row[3] > OOM_SCORE_ADJ_MIN]
+    for row in heapq.nlargest(max(top_killable, 0), killable, key=lambda r: r[5]):
+        chosen[row[0]] = row
+    return list(chosen.values())
+
+
+def summarize(rows, kthreads):
+    unkillable = [row for row in rows if row[3] == OOM_SCORE_ADJ_MIN]
+    killable = [row for row in rows if row[3] != OOM_SCORE_ADJ_MIN]
+    largest = max(killable, key=lambda r: r[5]) if killable else None
+    return {
+        "process_count": len(rows),
+        "kernel_thread_count": kthreads,
+        "unkillable_count": len(unkillable),
+        "unkillable_rss_kb": sum(row[5] for row in unkillable),
+        "killable_count": len(killable),
+        "killable_rss_kb": sum(row[5] for row in killable),
+        "largest_killable": (
+            {"pid": largest[0], "name": largest[2], "rss_kb": largest[5], "oom_score_adj": largest[3]} if largest else None
+        ),
+    }
+
+
+def gather_oom_facts(proc_path="/proc", adj_threshold=-500, top_killable=10, cmdline_max=256, all_processes=False):
+    """``ansible_facts.oom`` for the procfs tree at ``proc_path``."""
+    errors = _Errors()
+    meminfo = meminfo_facts(read_meminfo(proc_path))
+    rows, kthreads = scan(proc_path, errors)
+    summary = summarize(rows, kthreads)
+    processes = []
+    for row in select_rows(rows, adj_threshold, top_killable, all_processes):
+        proc = describe(row, proc_path, cmdline_max, errors)
+        if proc is not None:
+            processes.append(proc)
+    processes.sort(key=lambda p: (-p["rss_kb"], p["pid"]))
+    summary["returned_count"] = len(processes)
+    vm_dir = os.path.join(proc_path, "sys", "vm")
+    return {
+        "schema": SCHEMA,
+        "kernel": read_kernel(proc_path),
+        "page_size": os.sysconf("SC_PAGE_SIZE"),
+        "meminfo": meminfo,
+        "vm": dict((name, read_optional_int(os.path.join(vm_dir, name))) for name in VM_SYSCTLS),
+        "summary": summary,
+        "processes": processes,
+        "errors": errors.as_dict(),
+    }

@@ -1,0 +1,288 @@
+# -*- coding: utf-8 -*-
+# Copyright: oomguard.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure parsers for procfs files: text in, dicts out.
+
+Every parser raises ProcParseError(path, line_no, msg) on input it cannot make sense of,
+and nothing else, so callers can turn a malformed file into a message naming the file
+and the line instead of a traceback.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+PF_KTHREAD = 0x00200000
+OOM_SCORE_ADJ_MIN = -1000
+OOM_DISABLE = -17
+REDACTED = "<redacted>"
+
+
+class OomguardError(Exception):
+    """Base of the collection's own errors; modules catch this one type."""
+
+
+class ProcParseError(OomguardError):
+    """A procfs file that does not have the layout the kernel writes."""
+
+    def __init__(self, path, line_no, msg):
+        self.path = path
+        self.line_no = line_no
+        self.msg = msg
+        if line_no:
+            text = "%s line %d: %s" % (path, line_no, msg)
+        else:
+            text = "%s: %s" % (path, msg)
+        super(ProcParseError, self).__init__(text)
+
+
+def parse_int(text, path="<int>"):
+    """A file that holds one integer, such as oom_score_adj or a sysctl."""
+    value = text.strip()
+    try:
+        return int(value)
+    except ValueError:
+        raise ProcParseError(path, 1, "expected one integer, found %r" % value[:40])
+
+
+def parse_stat(text, path="stat"):
+    """/proc/<pid>/stat. The comm sits between the first '(' and the LAST ')' because a
+    process may name itself with spaces and parentheses."""
+    lparen = text.find("(")
+    rparen = text.rfind(")")
+    if lparen < 0 or rparen < lparen:
+        raise ProcParseError(path, 1, "no '(comm)' field")
+    fields = text[rparen + 2:].split()
+    if len(fields) < 22:
+        raise ProcParseError(path, 1, "expected at least 24 fields, found %d" % (len(fields) + 2))
+    try:
+        return {
+            "pid": int(text[:lparen]),
+            "comm": text[lparen + 1:rparen],
+            "state": fields[0],
+            "ppid": int(fields[1]),
+            "flags": int(fields[6]),
+            "num_threads": int(fields[17]),
+            "vsize": int(fields[20]),
+            "rss_pages": int(fields[21]),
+        }
+    except ValueError as exc:
+        raise ProcParseError(path, 1, "non-numeric field: %s" % exc)
+
+
+def is_kernel_thread(flags):
+    return bool(flags & PF_KTHREAD)
+
+
+def parse_status(text, path="status"):
+    """/proc/<pid>/status: name, real/effective uid, ppid, VmRSS (kB, None for kernel threads)."""
+    result = {"name": None, "uid": None, "euid": None, "ppid": None, "vm_rss_kb": None, "threads": None}
+    for line_no, line in enumerate(text.splitlines(), 1):
+        key, sep, value = line.partition(":")
+        if not sep:
+            raise ProcParseError(path, line_no, "expected 'Key:<tab>value'")
+        value = value.strip()
+        try:
+            if key == "Name":
+                result["name"] = value.replace("\\n", "\n").replace("\\\\", "\\")
+            elif key == "Uid":
+                uids = value.split()
+                result["uid"] = int(uids[0])
+                result["euid"] = int(uids[1]) if len(uids) > 1 else result["uid"]
+            elif key == "PPid":
+                result["ppid"] = int(value)
+            elif key == "VmRSS":
+                result["vm_rss_kb"] = int(value.split()[0])
+            elif key == "Threads":
+                result["threads"] = int(value)
+        except (ValueError, IndexError):
+            raise ProcParseError(path, line_no, "bad %s value %r" % (key, value[:40]))
+    return result
+
+
+_UNIT_SUFFIXES = (".service", ".scope", ".socket", ".mount", ".swap", ".device", ".timer", ".automount", ".path", ".target")
+
+
+def unit_from_cgroup_path(cgpath):
+    """The systemd unit a cgroup path belongs to: the first component that is a unit and
+    not a slice (what systemd's cg_path_get_unit returns), else None."""
+    for part in cgpath.split("/"):
+        if part.startswith("_"):
+            part = part[1:]
+        if part.endswith(_UNIT_SUFFIXES):
+            return part
+    return None
+
+
+def parse_cgroup(text, path="cgroup"):
+    """/proc/<pid>/cgroup (v1, v2 or hybrid) -> list of {id, controllers, path}."""
+    rows = []
+    for line_no, line in enumerate(text.splitlines(), 1):
+        if not line:
+            continue
+        parts = line.split(":", 2)
+        if len(parts) != 3 or not parts[0].isdigit():
+            raise ProcParseError(path, line_no, "expected 'hierarchy-ID:controllers:path'")
+        rows.append({"id": int(parts[0]), "controllers": parts[1], "path": parts[2]})
+    return rows
+
+
+def cgroup_unit(text, path="cgroup"):
+    """The systemd unit of a process from its cgroup file, or None.
+
+    The cgroup v2 line (``0::``) wins, then the v1 ``name=systemd`` hierarchy; other v1
+    controllers are not managed by systemd and are ignored."""
+    rows = parse_cgroup(text, path)
+    for wanted in (lambda r: r["id"] == 0 and r["controllers"] == "", lambda r: r["controllers"] == "name=systemd"):
+        for row in rows:
+            if wanted(row):
+                unit = unit_from_cgroup_path(row["path"])
+                if unit:
+                    return unit
+    return None
+
+
+_SECRET_WORD = r"(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|credentials?|auth)"
+# --password=x, --db-token=x, token=x, PGPASSWORD=x, client_secret=x
+_SECRET_ASSIGN = re.compile(r"^(-{0,2}[\w.-]*?" + _SECRET_WORD + r"[\w.-]*[=:])(.+)$", re.IGNORECASE)
+# --password x (value in the next argument)
+_SECRET_OPTION = re.compile(r"^-{1,2}[\w.-]*" + _SECRET_WORD + r"[\w.-]*$", re.IGNORECASE)
+_URL_CREDENTIALS = re.compile(r"([a-zA-Z][\w+.-]*://[^/\s:@]*):([^/\s@]*)@")
+_HEADER_SECRET = re.compile(r"^((?:proxy-)?authorization:\s*(?:\w+\s+)?)(.+)$", re.IGNORECASE)
+# Short options whose value is a password or user:password (mysql -p, curl -u user:pass)
+_SHORT_SECRET_OPTIONS = ("-p",)
+_USER_PASS_OPTIONS = ("-u", "--user", "--proxy-user")
+
+
+def redact_args(args):
+    """Replace secrets in an argv list; returns a new list."""
+    out = []
+    redact_next = False
+    user_pass_next = False
+    for arg in args:
+        if redact_next:
+            out.append(REDACTED)
+            redact_next = False
+            continue
+        if user_pass_next:
+            user_pass_next = False
+            if ":" in arg:
+                out.append(arg.split(":", 1)[0] + ":" + REDACTED)
+                continue
+        arg = _URL_CREDENTIALS.sub(r"\1:" + REDACTED + "@", arg)
+        match = _SECRET_ASSIGN.match(arg) or _HEADER_SECRET.match(arg)
+        if match:
+            out.append(match.group(1) + REDACTED)
+            continue
+        if arg in _SHORT_SECRET_OPTIONS or _SECRET_OPTION.match(arg):
+            redact_next = True
+        elif arg in _USER_PASS_OPTIONS:
+            user_pass_next = True
+        elif len(arg) > 2 and arg[:2] in _SHORT_SECRET_OPTIONS and not arg.startswith("--"):
+            arg = arg[:2] + REDACTED
+        out.append(arg)
+    return out
+
+
+def parse_cmdline(data, max_len=256):
+    """/proc/<pid>/cmdline (NUL separated bytes) -> one redacted, truncated string.
+
+    A process that rewrote its argv into one space-separated string (sshd, postgres) is
+    split on spaces before redaction. Empty for kernel threads and zombies."""
+    if isinstance(data, bytes):
+        data = data.decode("utf-8", "replace")
+    args = data.split("\0")
+    while args and args[-1] == "":
+        args.pop()
+    if len(args) == 1 and " " in args[0]:
+        args = args[0].split(" ")
+    text = " ".join(redact_args(args))
+    if max_len and len(text) > max_len:
+        text = text[:max(max_len - 3, 0)] + "..."
+    return text
+
+
+_MEMINFO_MAP = (
+    ("mem_total_kb", "MemTotal"),
+    ("mem_available_kb", "MemAvailable"),
+    ("mem_free_kb", "MemFree"),
+    ("swap_total_kb", "SwapTotal"),
+    ("swap_free_kb", "SwapFree"),
+    ("slab_kb", "Slab"),
+    ("sreclaimable_kb", "SReclaimable"),
+    ("sunreclaim_kb", "SUnreclaim"),
+)
+
+
+def parse_meminfo(text, path="meminfo"):
+    """/proc/meminfo -> {field: kB} with the raw field names (HugePages_* are counts)."""
+    values = {}
+    for line_no, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        key, sep, rest = line.partition(":")
+        parts = rest.split()
+        if not sep or not key or not parts or len(parts) > 2 or (len(parts) == 2 and parts[1] != "kB"):
+            raise ProcParseError(path, line_no, "expected 'Field: <number> [kB]'")
+        try:
+            values[key] = int(parts[0])
+        except ValueError:
+            raise ProcParseError(path, line_no, "non-numeric value %r" % parts[0][:40])
+    if "MemTotal" not in values:
+        raise ProcParseError(path, None, "no MemTotal line")
+    return values
+
+
+def meminfo_facts(values):
+    """The contract's meminfo dict from parse_meminfo() output; absent fields are None."""
+    facts = dict((name, values.get(field)) for name, field in _MEMINFO_MAP)
+    if "Active" in values and "Inactive" in values:
+        facts["lru_kb"] = values["Active"] + values["Inactive"]
+    else:
+        parts = [values.get(k) for k in ("Active(anon)", "Inactive(anon)", "Active(file)", "Inactive(file)")]
+        facts["lru_kb"] = sum(parts) if None not in parts else None
+    return facts
+
+
+_SLAB_INT_COLUMNS = ("active_objs", "num_objs", "objsize", "objperslab", "pagesperslab")
+SLABINFO_VERSIONS = ("2.0", "2.1")
+
+
+def parse_slabinfo(text, page_size=4096, path="slabinfo"):
+    """/proc/slabinfo 2.0, 2.1 or '2.1 (statistics)', SLAB or SLUB ->
+    {version, statistics, caches: [...]}; each cache has the raw columns plus size_kb
+    (num_slabs * pagesperslab * page size) and active_kb (active_objs * objsize)."""
+    lines = text.splitlines()
+    if not lines:
+        raise ProcParseError(path, 1, "empty file")
+    match = re.match(r"^slabinfo - version: (\d+\.\d+)( \(statistics\))?\s*$", lines[0])
+    if not match:
+        raise ProcParseError(path, 1, "expected 'slabinfo - version: <n>' header")
+    version = match.group(1)
+    if version not in SLABINFO_VERSIONS:
+        raise ProcParseError(path, 1, "unsupported slabinfo version %s (supported: %s)" % (version, ", ".join(SLABINFO_VERSIONS)))
+    caches = []
+    for line_no, line in enumerate(lines[1:], 2):
+        if not line.strip() or line.startswith("#"):
+            continue
+        segments = line.split(" : ")
+        head = segments[0].split()
+        if len(head) < 6:
+            raise ProcParseError(path, line_no, "expected '<name> <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab>'")
+        slabdata = [s.split() for s in segments[1:] if s.split()[:1] == ["slabdata"]]
+        if len(slabdata) != 1 or len(slabdata[0]) < 3:
+            raise ProcParseError(path, line_no, "missing ': slabdata <active_slabs> <num_slabs> <sharedavail>'")
+        try:
+            cache = {"name": " ".join(head[:-5])}
+            for key, value in zip(_SLAB_INT_COLUMNS, head[-5:]):
+                cache[key] = int(value)
+            cache["active_slabs"] = int(slabdata[0][1])
+            cache["num_slabs"] = int(slabdata[0][2])
+        except ValueError as exc:
+            raise ProcParseError(path, line_no, "non-numeric column: %s" % exc)
+        cache["size_kb"] = cache["num_slabs"] * cache["pagesperslab"] * page_size // 1024
+        cache["active_kb"] = cache["active_objs"] * cache["objsize"] // 1024
+        caches.append(cache)
+    return {"version": version, "statistics": bool(match.group(2)), "caches": caches}
