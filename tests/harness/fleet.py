@@ -1,0 +1,557 @@
+#!/usr/bin/env python3
+# Copyright (c) oomguard.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A throwaway fleet of SSH hosts on one Linux machine, built from namespaces.
+
+Each host is a network namespace joined to a bridge by a veth pair, plus PID, mount
+and UTS namespaces (``unshare --mount-proc``) running ``tini`` -> ``sshd``. The hosts
+share the real kernel, its sysctls and its OOM killer: never apply sysctls to them.
+
+Every resource is written to ``<state>/state.json`` *before* it is made, so ``down``
+(also run automatically when ``up`` fails) removes exactly what was made, and nothing
+that was not. Usage (as root)::
+
+    fleet.py up --hosts 3 --state /tmp/fleet
+    fleet.py inventory --state /tmp/fleet      # prints the inventory path
+    fleet.py down --state /tmp/fleet           # idempotent
+
+From Python::
+
+    with Fleet('/tmp/fleet').running(hosts=3) as fleet:
+        subprocess.run(['ansible', 'all', '-i', fleet.inventory_path, '-m', 'ping'])
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import fcntl
+import ipaddress
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+STATE_VERSION = 1
+DEFAULT_NETWORK = '10.213.0.0/16'
+DEFAULT_PREFIX = 'ogf'
+MAX_HOSTS = 250
+MAX_SLOTS = 64
+LOCK_PATH = '/run/lock/oomguard-fleet.lock'
+READY_TIMEOUT = 20.0
+DRAIN_TIMEOUT = 10.0
+TOOLS = ('ip', 'unshare', 'tini', 'ssh-keygen', 'ssh')
+SSHD = '/usr/sbin/sshd'
+PYTHON = '/usr/bin/python3'
+
+# Runs as PID 1's child inside the host's namespaces. Everything it mounts lives in
+# this mount namespace only (unshare makes propagation private) and goes with it.
+# $1 host name, $2 sshd_config path.
+INIT_SCRIPT = r'''
+set -eu
+mount -t tmpfs -o mode=0755,size=64m oomguard-run /run
+mkdir -p /run/sshd /run/oomguard/etc-upper /run/oomguard/etc-work \
+         /run/oomguard/varlib-upper /run/oomguard/varlib-work
+mount -t overlay -o lowerdir=/etc,upperdir=/run/oomguard/etc-upper,workdir=/run/oomguard/etc-work \
+      oomguard-etc /etc
+mount -t overlay -o lowerdir=/var/lib,upperdir=/run/oomguard/varlib-upper,workdir=/run/oomguard/varlib-work \
+      oomguard-varlib /var/lib
+mount -t tmpfs -o mode=0700,size=64m oomguard-root /root
+hostname "$1"
+echo "$1" > /etc/hostname
+printf '127.0.1.1\t%s\n' "$1" >> /etc/hosts
+exec /usr/sbin/sshd -D -e -f "$2"
+'''
+
+SSHD_CONFIG = '''\
+# sshd for fleet host {name}; generated, removed by `fleet.py down`.
+ListenAddress {address}
+Port 22
+HostKey {host_key}
+AuthorizedKeysFile {authorized_keys}
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+# The state directory may sit under a world-writable /tmp.
+StrictModes no
+UsePAM no
+UseDNS no
+PrintMotd no
+PidFile none
+MaxStartups 200:30:400
+MaxSessions 100
+LogLevel INFO
+Subsystem sftp /usr/lib/openssh/sftp-server
+'''
+
+
+class FleetError(Exception):
+    """A fleet could not be brought up or torn down; the message says what to do."""
+
+
+def _run(argv, check=True):
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
+    if check and proc.returncode != 0:
+        raise FleetError('command failed (rc=%d): %s: %s' % (proc.returncode, ' '.join(argv), proc.stderr.strip()))
+    return proc
+
+
+def _ip_json(*args):
+    out = _run(['ip', '-j'] + list(args)).stdout.strip()
+    return json.loads(out) if out else []
+
+
+def bridge_name(prefix, slot):
+    return '%s%dbr' % (prefix, slot)
+
+
+def link_exists(name):
+    return _run(['ip', 'link', 'show', 'dev', name], check=False).returncode == 0
+
+
+def netns_list():
+    return {entry['name'] for entry in _ip_json('netns', 'list')}
+
+
+def netns_pids(netns):
+    proc = _run(['ip', 'netns', 'pids', netns], check=False)
+    return [int(p) for p in proc.stdout.split()] if proc.returncode == 0 else []
+
+
+def process_starttime(pid):
+    """Field 22 of /proc/<pid>/stat (clock ticks since boot): tells a reused PID from ours."""
+    try:
+        with open('/proc/%d/stat' % pid, encoding='ascii', errors='replace') as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(')') + 2:].split()
+    if fields[0] == 'Z':
+        return None
+    return int(fields[19])
+
+
+def route_conflicts(subnet):
+    """Routes and addresses on this machine (any namespace-visible table) that overlap ``subnet``."""
+    conflicts = []
+    for route in _ip_json('route', 'show', 'table', 'all'):
+        dst = route.get('dst', '')
+        if dst in ('default', '') or ':' in dst or route.get('type') in ('broadcast', 'local'):
+            continue
+        try:
+            net = ipaddress.ip_network(dst, strict=False)
+        except ValueError:
+            continue
+        if net.overlaps(subnet):
+            conflicts.append('route %s dev %s' % (dst, route.get('dev', '?')))
+    for link in _ip_json('addr', 'show'):
+        for addr in link.get('addr_info', []):
+            if addr.get('family') != 'inet':
+                continue
+            if ipaddress.ip_address(addr['local']) in subnet:
+                conflicts.append('address %s on %s' % (addr['local'], link.get('ifname')))
+    return conflicts
+
+
+class Fleet:
+    """One fleet, described by the state directory that records it."""
+
+    def __init__(self, state_dir):
+        self.state_dir = os.path.abspath(state_dir)
+        self.state_path = os.path.join(self.state_dir, 'state.json')
+        self.inventory_path = os.path.join(self.state_dir, 'inventory.yml')
+        self.key_path = os.path.join(self.state_dir, 'id_ed25519')
+        self.known_hosts_path = os.path.join(self.state_dir, 'known_hosts')
+        self.control_dir = os.path.join(self.state_dir, 'cp')
+        self.state = None
+
+    # -- state ----------------------------------------------------------------------
+    def load(self):
+        try:
+            with open(self.state_path, encoding='utf-8') as handle:
+                self.state = json.load(handle)
+        except FileNotFoundError:
+            self.state = None
+        except ValueError as exc:
+            raise FleetError('%s is not a fleet state file (%s); remove it by hand after checking `ip netns list`'
+                             % (self.state_path, exc)) from exc
+        return self.state
+
+    def _save(self):
+        tmp = self.state_path + '.tmp'
+        with open(tmp, 'w', encoding='utf-8') as handle:
+            json.dump(self.state, handle, indent=1)
+        os.replace(tmp, self.state_path)
+
+    @property
+    def hosts(self):
+        return list((self.state or {}).get('hosts', []))
+
+    # -- up ---------------------------------------------------------------------------
+    def up(self, hosts, slot=None, prefix=DEFAULT_PREFIX, network=DEFAULT_NETWORK, extra_inventory=None):
+        """Build the fleet; on any failure tear down what was made and re-raise."""
+        self._preflight(hosts, prefix)
+        os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
+        if self.load() and self.state.get('status') != 'down':
+            raise FleetError('%s already records a fleet (status %s); run `fleet.py down --state %s` first'
+                             % (self.state_dir, self.state.get('status'), self.state_dir))
+        self.state = {'version': STATE_VERSION, 'status': 'creating', 'hosts': [], 'bridge': None,
+                      'prefix': prefix, 'extra_inventory': extra_inventory}
+        self._save()
+        try:
+            self._claim_slot(slot, prefix, network)
+            self._make_keys()
+            children = []
+            for index in range(1, hosts + 1):
+                children.append(self._make_host(index))
+            self._wait_ready(children)
+            self._write_known_hosts()
+            self.write_inventory(extra_inventory)
+            self.state['status'] = 'up'
+            self._save()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.down()
+            raise
+        return self
+
+    @staticmethod
+    def _preflight(hosts, prefix):
+        if os.geteuid() != 0:
+            raise FleetError('the fleet needs root (namespaces, veths, a bridge); run it as root')
+        if not 1 <= hosts <= MAX_HOSTS:
+            raise FleetError('--hosts must be between 1 and %d, got %d' % (MAX_HOSTS, hosts))
+        if not prefix.isalnum() or len(prefix) > 5:
+            raise FleetError('--prefix must be 1-5 letters or digits (interface names are limited to 15 characters)')
+        missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+        missing += [path for path in (SSHD, PYTHON) if not os.access(path, os.X_OK)]
+        if missing:
+            raise FleetError('missing tools: %s; run `make bootstrap` (Debian packages iproute2 util-linux tini '
+                             'openssh-server openssh-client python3)' % ', '.join(missing))
+
+    def _slot_free(self, slot, prefix, subnet, namespaces):
+        """Why ``slot`` cannot be used, or an empty list."""
+        reasons = []
+        ours = re.compile(r'^%s%d(br|v[0-9]+)$' % (re.escape(prefix), slot))
+        links = sorted(link['ifname'] for link in _ip_json('link', 'show') if ours.match(link.get('ifname', '')))
+        if links:
+            reasons.append('interfaces exist: %s' % ', '.join(links[:5]))
+        ours = re.compile(r'^%s%dh[0-9]+$' % (re.escape(prefix), slot))
+        clash = sorted(ns for ns in namespaces if ours.match(ns))
+        if clash:
+            reasons.append('network namespaces exist: %s' % ', '.join(clash[:5]))
+        reasons.extend(route_conflicts(subnet))
+        return reasons
+
+    def _claim_slot(self, slot, prefix, network):
+        try:
+            base = ipaddress.ip_network(network)
+        except ValueError as exc:
+            raise FleetError('--network %s is not a network: %s' % (network, exc)) from exc
+        if base.version != 4 or base.prefixlen > 24:
+            raise FleetError('--network must be an IPv4 network of /24 or larger, got %s' % network)
+        subnets = list(base.subnets(new_prefix=24))[:MAX_SLOTS]
+        os.makedirs(os.path.dirname(LOCK_PATH), exist_ok=True)
+        # The lock covers choose-and-create, so two fleets started at once get two slots.
+        with open(LOCK_PATH, 'a', encoding='ascii') as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            namespaces = netns_list()
+            if slot is not None:
+                if not 0 <= slot < len(subnets):
+                    raise FleetError('--slot must be between 0 and %d for network %s' % (len(subnets) - 1, network))
+                reasons = self._slot_free(slot, prefix, subnets[slot], namespaces)
+                if reasons:
+                    raise FleetError('fleet slot %d (%s, bridge %s) is in use: %s; pick another --slot, '
+                                     'or tear the other fleet down with `fleet.py down --state DIR`'
+                                     % (slot, subnets[slot], bridge_name(prefix, slot), '; '.join(reasons)))
+            else:
+                slot = next((i for i in range(len(subnets)) if not self._slot_free(i, prefix, subnets[i], namespaces)),
+                            None)
+                if slot is None:
+                    raise FleetError('no free fleet slot in %s: every /24 clashes with a route or an existing fleet '
+                                     '(%s: %s); pass --network with a free private range'
+                                     % (network, subnets[0], '; '.join(self._slot_free(0, prefix, subnets[0], namespaces))))
+            subnet = subnets[slot]
+            bridge = bridge_name(prefix, slot)
+            self.state.update({'slot': slot, 'subnet': str(subnet), 'bridge': bridge,
+                               'gateway': str(subnet[1])})
+            self._save()
+            _run(['ip', 'link', 'add', bridge, 'type', 'bridge'])
+        _run(['ip', 'addr', 'add', '%s/24' % subnet[1], 'dev', bridge])
+        _run(['ip', 'link', 'set', bridge, 'up'])
+
+    def _make_keys(self):
+        for path in (self.key_path, os.path.join(self.state_dir, 'ssh_host_ed25519_key')):
+            for old in (path, path + '.pub'):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(old)
+            _run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'oomguard-fleet', '-f', path])
+        shutil.copyfile(self.key_path + '.pub', os.path.join(self.state_dir, 'authorized_keys'))
+        os.makedirs(self.control_dir, mode=0o700, exist_ok=True)
+        os.makedirs(os.path.join(self.state_dir, 'hosts'), mode=0o700, exist_ok=True)
+
+    def _make_host(self, index):
+        slot, prefix = self.state['slot'], self.state['prefix']
+        subnet = ipaddress.ip_network(self.state['subnet'])
+        host = {'name': 'node%02d' % index, 'netns': '%s%dh%d' % (prefix, slot, index),
+                'veth': '%s%dv%d' % (prefix, slot, index), 'address': str(subnet[index + 1]),
+                'pid': None, 'starttime': None}
+        self.state['hosts'].append(host)
+        self._save()
+        _run(['ip', 'netns', 'add', host['netns']])
+        _run(['ip', 'link', 'add', host['veth'], 'type', 'veth', 'peer', 'name', 'eth0', 'netns', host['netns']])
+        _run(['ip', 'link', 'set', host['veth'], 'master', self.state['bridge'], 'up'])
+        _run(['ip', '-n', host['netns'], 'addr', 'add', '%s/24' % host['address'], 'dev', 'eth0'])
+        _run(['ip', '-n', host['netns'], 'link', 'set', 'eth0', 'up'])
+        _run(['ip', '-n', host['netns'], 'link', 'set', 'lo', 'up'])
+        host_dir = os.path.join(self.state_dir, 'hosts')
+        config = os.path.join(host_dir, host['name'] + '.sshd_config')
+        with open(config, 'w', encoding='utf-8') as handle:
+            handle.write(self.sshd_config_text(host))
+        with open(os.path.join(host_dir, host['name'] + '.log'), 'ab') as log:
+            # `ip netns exec` and `unshare` exec in place, so the PID is unshare's; with
+            # --kill-child its death takes the host's PID namespace down with it.
+            child = subprocess.Popen(  # pylint: disable=consider-using-with
+                ['ip', 'netns', 'exec', host['netns'], 'unshare', '--pid', '--mount', '--uts', '--fork',
+                 '--kill-child', '--mount-proc', 'tini', '-s', '--', '/bin/sh', '-c', INIT_SCRIPT,
+                 'fleet-init', host['name'], config],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True)
+        host['pid'] = child.pid
+        host['starttime'] = process_starttime(child.pid)
+        self._save()
+        return child
+
+    def sshd_config_text(self, host):
+        return SSHD_CONFIG.format(name=host['name'], address=host['address'],
+                                  host_key=os.path.join(self.state_dir, 'ssh_host_ed25519_key'),
+                                  authorized_keys=os.path.join(self.state_dir, 'authorized_keys'))
+
+    def _wait_ready(self, children):
+        deadline = time.monotonic() + READY_TIMEOUT
+        pending = dict(zip((h['name'] for h in self.state['hosts']), children))
+        while pending:
+            for name, child in list(pending.items()):
+                host = self.host(name)
+                if child.poll() is not None:
+                    raise FleetError('host %s (netns %s) exited with rc=%s before sshd listened; its log:\n%s'
+                                     % (name, host['netns'], child.returncode, self.log_tail(name)))
+                with contextlib.suppress(OSError), socket.create_connection((host['address'], 22), timeout=0.5):
+                    del pending[name]
+            if pending and time.monotonic() > deadline:
+                raise FleetError('sshd did not listen within %.0fs on %s; first log:\n%s'
+                                 % (READY_TIMEOUT, ', '.join(sorted(pending)), self.log_tail(sorted(pending)[0])))
+            if pending:
+                time.sleep(0.05)
+
+    def host(self, name):
+        for host in self.hosts:
+            if host['name'] == name:
+                return host
+        raise KeyError(name)
+
+    def log_tail(self, name, lines=20):
+        try:
+            with open(os.path.join(self.state_dir, 'hosts', name + '.log'), encoding='utf-8', errors='replace') as log:
+                return ''.join(log.readlines()[-lines:])
+        except OSError as exc:
+            return '(no log: %s)' % exc
+
+    def _write_known_hosts(self):
+        with open(os.path.join(self.state_dir, 'ssh_host_ed25519_key.pub'), encoding='ascii') as handle:
+            keytype, key = handle.read().split()[:2]
+        with open(self.known_hosts_path, 'w', encoding='ascii') as handle:
+            for host in self.hosts:
+                handle.write('%s %s %s\n' % (host['address'], keytype, key))
+
+    def ssh_args(self):
+        """Options for plain ``ssh`` (and Ansible's common args) to reach fleet hosts."""
+        return ['-o', 'UserKnownHostsFile=%s' % self.known_hosts_path, '-o', 'GlobalKnownHostsFile=/dev/null',
+                '-o', 'StrictHostKeyChecking=yes', '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes']
+
+    def inventory_text(self):
+        lines = ['# Fleet inventory; generated by tests/harness/fleet.py, removed by `fleet.py down`.',
+                 'all:', '  children:', '    fleet:', '      hosts:']
+        for host in self.hosts:
+            lines += ['        %s:' % host['name'], '          ansible_host: %s' % host['address'],
+                      '          oomguard_fleet_netns: %s' % host['netns']]
+        fleet_vars = {
+            'ansible_connection': 'ssh',
+            'ansible_user': 'root',
+            'ansible_ssh_private_key_file': self.key_path,
+            'ansible_ssh_common_args': ' '.join(self.ssh_args()),
+            'ansible_ssh_pipelining': True,
+            'ansible_control_path_dir': self.control_dir,
+            'ansible_python_interpreter': PYTHON,
+            'oomguard_fleet_state_dir': self.state_dir,
+        }
+        lines.append('      vars:')
+        # JSON scalars are valid YAML scalars, and quoting keeps paths with odd characters safe.
+        lines += ['        %s: %s' % (key, json.dumps(value)) for key, value in fleet_vars.items()]
+        return '\n'.join(lines) + '\n'
+
+    def write_inventory(self, extra=None):
+        text = self.inventory_text()
+        for path in [self.inventory_path] + ([extra] if extra else []):
+            with open(path, 'w', encoding='utf-8') as handle:
+                handle.write(text)
+
+    # -- down -------------------------------------------------------------------------
+    def down(self):
+        """Remove everything the state file records; safe to run again and on a half-made fleet."""
+        if self.load() is None or self.state.get('status') == 'down':
+            return []
+        problems = []
+        self.state['status'] = 'deleting'
+        self._save()
+        self._close_ssh_masters()
+        for host in self.hosts:
+            self._kill_host(host, problems)
+        for host in self.hosts:
+            self._drain_netns(host['netns'], problems)
+        existing = netns_list()
+        for host in self.hosts:
+            if host['netns'] in existing:
+                proc = _run(['ip', 'netns', 'del', host['netns']], check=False)
+                if proc.returncode:
+                    problems.append('ip netns del %s: %s' % (host['netns'], proc.stderr.strip()))
+            if link_exists(host['veth']):
+                _run(['ip', 'link', 'del', host['veth']], check=False)
+        if self.state.get('bridge') and link_exists(self.state['bridge']):
+            proc = _run(['ip', 'link', 'del', self.state['bridge']], check=False)
+            if proc.returncode:
+                problems.append('ip link del %s: %s' % (self.state['bridge'], proc.stderr.strip()))
+        if problems:
+            self.state['status'] = 'down-incomplete'
+            self._save()
+            raise FleetError('teardown incomplete (run `fleet.py down --state %s` again): %s'
+                             % (self.state_dir, '; '.join(problems)))
+        for path in (self.inventory_path, self.state.get('extra_inventory')):
+            if path:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+        shutil.rmtree(self.control_dir, ignore_errors=True)
+        self.state['status'] = 'down'
+        self._save()
+        return self.hosts
+
+    def _close_ssh_masters(self):
+        """Ask ControlPersist masters that Ansible left in our control dir to exit."""
+        if not os.path.isdir(self.control_dir):
+            return
+        for sock in os.listdir(self.control_dir):
+            _run(['ssh', '-o', 'ControlPath=%s' % os.path.join(self.control_dir, sock), '-O', 'exit', 'fleet'],
+                 check=False)
+
+    @staticmethod
+    def _kill_host(host, problems):
+        pid, starttime = host.get('pid'), host.get('starttime')
+        if not pid or starttime is None or process_starttime(pid) != starttime:
+            return  # never started, already gone, or the PID now belongs to someone else
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    return
+            except ChildProcessError:
+                if process_starttime(pid) != starttime:
+                    return  # not our child: its parent reaped it
+            time.sleep(0.02)
+        problems.append('process %d (host %s) did not exit after SIGKILL' % (pid, host['name']))
+
+    @staticmethod
+    def _drain_netns(netns, problems):
+        """Wait until no process is left in ``netns``: deleting it earlier leaves it half-alive."""
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        while netns in netns_list() and netns_pids(netns):
+            if time.monotonic() > deadline:
+                problems.append('processes still in netns %s: %s' % (netns, netns_pids(netns)))
+                return
+            time.sleep(0.02)
+
+    @contextlib.contextmanager
+    def running(self, hosts, **kwargs):
+        self.up(hosts, **kwargs)
+        try:
+            yield self
+        finally:
+            self.down()
+
+
+def leftovers(state):
+    """What of a fleet's resources still exists (empty when teardown was complete)."""
+    found = []
+    namespaces = netns_list()
+    for host in state.get('hosts', []):
+        if host['netns'] in namespaces:
+            found.append('netns %s' % host['netns'])
+        if link_exists(host['veth']):
+            found.append('link %s' % host['veth'])
+        if host.get('pid') and host.get('starttime') is not None and process_starttime(host['pid']) == host['starttime']:
+            found.append('process %d' % host['pid'])
+    if state.get('bridge') and link_exists(state['bridge']):
+        found.append('link %s' % state['bridge'])
+    with open('/proc/self/mountinfo', encoding='utf-8') as handle:
+        for line in handle:
+            if any('/run/netns/%s ' % h['netns'] in line for h in state.get('hosts', [])):
+                found.append('mount %s' % line.split()[4])
+    return found
+
+
+def _terminate(signum, _frame):
+    raise SystemExit(128 + signum)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description='A fleet of SSH hosts in namespaces on this machine.')
+    sub = parser.add_subparsers(dest='command', required=True)
+    up = sub.add_parser('up', help='create the fleet and write its inventory')
+    up.add_argument('--hosts', type=int, default=3)
+    up.add_argument('--state', required=True, help='directory for keys, configs, logs, state and inventory')
+    up.add_argument('--slot', type=int, default=None, help='fixed fleet slot (default: first free one)')
+    up.add_argument('--prefix', default=DEFAULT_PREFIX, help='name prefix for netns, veths and the bridge')
+    up.add_argument('--network', default=DEFAULT_NETWORK, help='IPv4 range carved into one /24 per fleet')
+    up.add_argument('--inventory-copy', default=None, help='also write the inventory here (e.g. molecule\'s)')
+    down = sub.add_parser('down', help='tear the fleet down (idempotent)')
+    down.add_argument('--state', required=True)
+    inv = sub.add_parser('inventory', help='print the inventory path')
+    inv.add_argument('--state', required=True)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    fleet = Fleet(args.state)
+    try:
+        if args.command == 'up':
+            fleet.up(args.hosts, slot=args.slot, prefix=args.prefix, network=args.network,
+                     extra_inventory=os.path.abspath(args.inventory_copy) if args.inventory_copy else None)
+            print('fleet up: %d hosts in %s (bridge %s); inventory %s'
+                  % (len(fleet.hosts), fleet.state['subnet'], fleet.state['bridge'], fleet.inventory_path))
+        elif args.command == 'down':
+            removed = fleet.down()
+            print('fleet down: %d hosts removed' % len(removed) if removed else 'fleet down: nothing to remove')
+        else:
+            state = fleet.load()
+            if not state or state.get('status') != 'up':
+                raise FleetError('no running fleet recorded in %s; run `fleet.py up --state %s`'
+                                 % (fleet.state_dir, fleet.state_dir))
+            print(fleet.inventory_path)
+    except FleetError as exc:
+        print('fleet.py %s: error: %s' % (args.command, exc), file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno in (errno.EPERM, errno.EACCES):
+            print('fleet.py %s: error: %s (run as root)' % (args.command, exc), file=sys.stderr)
+            return 2
+        raise
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
