@@ -1,0 +1,557 @@
+# -*- coding: utf-8 -*-
+# Copyright: oomguard.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Exposure rules: host facts in, a verdict out (``oomguard_exposure`` of docs/data-contract.md).
+
+Pure functions, run on the controller by the ``oomguard.fleet.exposure`` filter, the
+``assess`` role, the report and the tests. Nothing here reads a host.
+
+Inputs are the facts of ``oomguard.fleet.oom_score_facts``: ``oom`` (required),
+``slabinfo`` and ``oom_evidence`` (optional; the rules that need them are listed under
+``skipped`` when they are absent).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+
+try:
+    import jmespath
+    from jmespath.exceptions import JMESPathError
+    HAS_JMESPATH = True
+except ImportError:  # pragma: no cover - jmespath is a requirement of the collection
+    jmespath = None
+    JMESPathError = Exception
+    HAS_JMESPATH = False
+
+SCHEMA = 1
+
+LEVELS = ("ok", "low", "medium", "high", "critical")
+UNKNOWN = "unknown"
+SEVERITIES = LEVELS[1:]
+_RANK = dict((name, rank) for rank, name in enumerate(LEVELS))
+
+UNKILLABLE_ADJ = -1000
+
+DEFAULT_ALLOWLIST = ("sshd", "systemd-udevd", "udevd", "auditd", "dbus-daemon", "multipathd", "iscsid")
+
+DEFAULTS = {
+    # OOM001: unkillable RSS as a share of MemTotal.
+    "unkillable_high_pct": 10.0,
+    "unkillable_critical_pct": 25.0,
+    # OOM002: which -1000 processes are expected, and up to what size.
+    "allowlist": list(DEFAULT_ALLOWLIST),
+    "allowlist_max_rss_kb": 102400,
+    "unallowed_high_pct": 5.0,
+    # OOM003: killable RSS small while MemAvailable is low.
+    "killable_min_pct": 10.0,
+    "available_low_pct": 10.0,
+    # SLAB001: SUnreclaim share of MemTotal (Alibaba Cloud's published threshold).
+    "sunreclaim_pct": 10.0,
+    # SLAB002: a cache growing between runs.
+    "slab_growth_kb_per_hour": 10240.0,
+    "slab_growth_min_kb": 10240.0,
+}
+
+BUILTIN_RULES = ("OOM001", "OOM002", "OOM003", "SLAB001", "SLAB002", "VM001", "HIST001", "HIST002")
+
+_RULE_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ExposureError(Exception):
+    """Bad input to the rules: an option, an allowlist entry or a custom rule."""
+
+
+def level_rank(level):
+    """Rank of a level for comparisons; ``unknown`` ranks above ``critical`` (never safe)."""
+    if level == UNKNOWN:
+        return len(LEVELS)
+    return _RANK[level]
+
+
+def worst(levels):
+    result = "ok"
+    for level in levels:
+        if level_rank(level) > level_rank(result):
+            result = level
+    return result
+
+
+def human_kb(kb):
+    """1.5 GiB, 980 KiB: sizes as an SRE reads them."""
+    value = float(kb or 0)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            if unit == "KiB":
+                return "%d KiB" % value
+            return "%.1f %s" % (value, unit)
+        value /= 1024.0
+    return "%d KiB" % kb  # pragma: no cover - loop always returns
+
+
+def _pct(part, whole):
+    if not whole:
+        return None
+    return round(100.0 * float(part or 0) / float(whole), 1)
+
+
+def _num(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _fmt_pct(value):
+    return ("%.1f" % value).rstrip("0").rstrip(".")
+
+
+# ---------------------------------------------------------------- options
+
+
+def normalize_options(options=None):
+    """Merge user options over DEFAULTS and check them; raise ExposureError naming the bad one."""
+    merged = dict(DEFAULTS)
+    for key, value in (options or {}).items():
+        if key not in DEFAULTS:
+            raise ExposureError("unknown exposure option %r; known options: %s" % (key, ", ".join(sorted(DEFAULTS))))
+        if value is None:
+            continue
+        merged[key] = value
+    for key, value in merged.items():
+        if key == "allowlist":
+            continue
+        if not _num(value) or value < 0:
+            raise ExposureError("exposure option %s must be a number >= 0, got %r" % (key, value))
+        merged[key] = float(value)
+    if merged["unkillable_critical_pct"] < merged["unkillable_high_pct"]:
+        raise ExposureError("unkillable_critical_pct (%s) must not be below unkillable_high_pct (%s)"
+                            % (merged["unkillable_critical_pct"], merged["unkillable_high_pct"]))
+    merged["allowlist"] = _normalize_allowlist(merged["allowlist"], merged["allowlist_max_rss_kb"])
+    return merged
+
+
+def _normalize_allowlist(entries, default_max):
+    """Entries are names (bounded by allowlist_max_rss_kb) or {name, max_rss_kb}."""
+    if not isinstance(entries, (list, tuple)):
+        raise ExposureError("allowlist must be a list of process names or {name, max_rss_kb} entries, got %r" % (entries,))
+    result = {}
+    for entry in entries:
+        if isinstance(entry, str):
+            name, bound = entry, default_max
+        elif isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            extra = set(entry) - {"name", "max_rss_kb"}
+            if extra:
+                raise ExposureError("allowlist entry %r has unknown keys: %s" % (entry, ", ".join(sorted(extra))))
+            bound = entry.get("max_rss_kb", default_max)
+            if not _num(bound) or bound < 0:
+                raise ExposureError("allowlist entry %r: max_rss_kb must be a number >= 0" % (entry,))
+            name = entry["name"]
+        else:
+            raise ExposureError("allowlist entry %r must be a process name or {name, max_rss_kb}" % (entry,))
+        if not name:
+            raise ExposureError("allowlist entry names must not be empty")
+        result[name] = float(bound)
+    return result
+
+
+# ---------------------------------------------------------------- facts
+
+
+def _unwrap(facts):
+    """Accept ansible_facts, or a registered module result (with ansible_facts), or hostvars.
+
+    Returns (facts_dict, reason) where reason explains why nothing usable came back.
+    """
+    if not isinstance(facts, dict):
+        return None, "no facts were gathered (got %s)" % type(facts).__name__
+    if facts.get("unreachable"):
+        return None, "host unreachable: %s" % (facts.get("msg") or "no message")
+    if facts.get("failed") or facts.get("skipped"):
+        verb = "failed" if facts.get("failed") else "was skipped"
+        return None, "fact gathering %s: %s" % (verb, facts.get("msg") or facts.get("skip_reason") or "no message")
+    if "oom" not in facts and isinstance(facts.get("ansible_facts"), dict):
+        facts = facts["ansible_facts"]
+    return facts, None
+
+
+def _check_oom(oom):
+    if not isinstance(oom, dict):
+        return "ansible_facts.oom is missing: run oomguard.fleet.oom_score_facts on the host first"
+    meminfo = oom.get("meminfo")
+    if not isinstance(meminfo, dict) or not _num(meminfo.get("mem_total_kb")) or meminfo.get("mem_total_kb") <= 0:
+        return "MemTotal could not be read from the host's meminfo (oom.meminfo.mem_total_kb missing or 0)"
+    if not isinstance(oom.get("summary"), dict) or not isinstance(oom.get("processes"), list):
+        return "ansible_facts.oom has no summary or processes: the fact module's output is incomplete"
+    return None
+
+
+def figures_of(oom, slabinfo=None, evidence=None):
+    """The key figures shown next to the level (contract keys plus a few more)."""
+    meminfo = oom.get("meminfo") or {}
+    summary = oom.get("summary") or {}
+    total = meminfo.get("mem_total_kb")
+    sunreclaim = meminfo.get("sunreclaim_kb")
+    if sunreclaim is None and isinstance(slabinfo, dict):
+        sunreclaim = (slabinfo.get("meminfo") or {}).get("sunreclaim_kb")
+    figures = {
+        "mem_total_kb": total,
+        "mem_available_kb": meminfo.get("mem_available_kb"),
+        "available_pct": _pct(meminfo.get("mem_available_kb"), total) if meminfo.get("mem_available_kb") is not None else None,
+        "unkillable_rss_kb": summary.get("unkillable_rss_kb", 0),
+        "unkillable_share_pct": _pct(summary.get("unkillable_rss_kb", 0), total),
+        "killable_rss_kb": summary.get("killable_rss_kb", 0),
+        "killable_share_pct": _pct(summary.get("killable_rss_kb", 0), total),
+        "sunreclaim_kb": sunreclaim,
+        "sunreclaim_pct": _pct(sunreclaim, total) if sunreclaim is not None else None,
+        "lru_kb": meminfo.get("lru_kb"),
+        "process_count": summary.get("process_count"),
+        "unkillable_count": summary.get("unkillable_count"),
+        "panic_on_oom": (oom.get("vm") or {}).get("panic_on_oom"),
+    }
+    if isinstance(evidence, dict):
+        figures["oom_kill_count"] = (evidence.get("oom_kills") or {}).get("count")
+        figures["panic_count"] = (evidence.get("panics") or {}).get("count")
+    return figures
+
+
+def _finding(rule_id, severity, message, pids=()):
+    return {"id": rule_id, "severity": severity, "message": message, "pids": sorted(set(pids))}
+
+
+# ---------------------------------------------------------------- built-in rules
+
+
+def rule_oom001(oom, figures, opts):
+    share = figures["unkillable_share_pct"] or 0.0
+    if share >= opts["unkillable_critical_pct"]:
+        severity = "critical"
+    elif share >= opts["unkillable_high_pct"]:
+        severity = "high"
+    else:
+        return []
+    pids = [p["pid"] for p in oom["processes"] if p.get("oom_score_adj") == UNKILLABLE_ADJ]
+    message = ("%d unkillable process(es) (oom_score_adj -1000) hold %s RSS, %s%% of MemTotal %s "
+               "(high at %s%%, critical at %s%%): the OOM killer cannot free that memory"
+               % (figures["unkillable_count"] or len(pids), human_kb(figures["unkillable_rss_kb"]), _fmt_pct(share),
+                  human_kb(figures["mem_total_kb"]), _fmt_pct(opts["unkillable_high_pct"]),
+                  _fmt_pct(opts["unkillable_critical_pct"])))
+    return [_finding("OOM001", severity, message, pids)]
+
+
+def _describe(proc):
+    return "%s (pid %s, %s RSS%s)" % (proc.get("name"), proc.get("pid"), human_kb(proc.get("rss_kb")),
+                                      ", unit %s" % proc["unit"] if proc.get("unit") else "")
+
+
+def _legacy(proc):
+    return " (legacy oom_adj -17)" if proc.get("oom_adj_legacy") is not None else ""
+
+
+def rule_oom002(oom, figures, opts):
+    """Unkillable processes outside the allowlist; returns (findings, flagged)."""
+    procs = [p for p in oom["processes"] if isinstance(p, dict)]
+    by_pid = dict((p.get("pid"), p) for p in procs)
+    allow = opts["allowlist"]
+    findings, flagged = [], []
+    total = figures["mem_total_kb"]
+    for proc in procs:
+        if proc.get("oom_score_adj") != UNKILLABLE_ADJ:
+            continue
+        name, rss = proc.get("name"), proc.get("rss_kb") or 0
+        parent = by_pid.get(proc.get("ppid"))
+        share = _pct(rss, total) or 0.0
+        severity = "high" if share >= opts["unallowed_high_pct"] else "medium"
+        if name in allow:
+            if rss <= allow[name]:
+                continue
+            findings.append(_finding("OOM002", severity, (
+                "%s is allowlisted only up to %s but is unkillable (oom_score_adj -1000%s) at %s RSS, %s%% of MemTotal; "
+                "allowlisted processes are reported, never reset, unless named" % (
+                    _describe(proc), human_kb(allow[name]), _legacy(proc), human_kb(rss), _fmt_pct(share))), [proc["pid"]]))
+            continue
+        why = "is unkillable (oom_score_adj -1000%s) and not allowlisted" % _legacy(proc)
+        if parent is not None and parent.get("oom_score_adj") == UNKILLABLE_ADJ:
+            why += ("; it likely inherited -1000 from its parent %s (pid %s)%s: children copy oom_score_adj on fork, so "
+                    "whatever an unkillable daemon launches is unkillable too" % (
+                        parent.get("name"), parent.get("pid"), ", which is allowlisted" if parent.get("name") in allow else ""))
+        findings.append(_finding("OOM002", severity, "%s %s; it holds %s%% of MemTotal" % (_describe(proc), why, _fmt_pct(share)),
+                                 [proc["pid"]]))
+        flagged.append({"pid": proc.get("pid"), "name": name, "unit": proc.get("unit"), "oom_score_adj": UNKILLABLE_ADJ,
+                        "rss_kb": rss, "ppid": proc.get("ppid"), "rule": "OOM002"})
+    return findings, flagged
+
+
+def rule_oom003(oom, figures, opts):
+    killable, available = figures["killable_share_pct"], figures["available_pct"]
+    if killable is None or available is None:
+        return []
+    if killable >= opts["killable_min_pct"] or available >= opts["available_low_pct"]:
+        return []
+    largest = (oom["summary"].get("largest_killable") or {})
+    largest_text = ("; the largest killable process is %s" % _describe(largest)) if largest.get("pid") else \
+        "; no killable process was found"
+    message = ("Only %s of killable RSS (%s%% of MemTotal %s, below %s%%) is left for the OOM killer to free while "
+               "MemAvailable is %s (%s%%, below %s%%): the precondition of 'Out of memory and no killable processes'%s"
+               % (human_kb(figures["killable_rss_kb"]), _fmt_pct(killable), human_kb(figures["mem_total_kb"]),
+                  _fmt_pct(opts["killable_min_pct"]), human_kb(figures["mem_available_kb"]), _fmt_pct(available),
+                  _fmt_pct(opts["available_low_pct"]), largest_text))
+    return [_finding("OOM003", "critical" if not largest.get("pid") else "high", message)]
+
+
+def rule_slab001(oom, figures, opts):
+    sunreclaim, pct, lru = figures["sunreclaim_kb"], figures["sunreclaim_pct"], figures["lru_kb"]
+    if sunreclaim is None:
+        return []
+    findings = []
+    if lru is not None and sunreclaim > lru:
+        findings.append(_finding("SLAB001", "critical", (
+            "Unreclaimable slab (SUnreclaim %s) exceeds all LRU pages (%s): the kernel's own test for a slab-driven "
+            "OOM (it dumps slab on OOM when this holds); no process kill can free kernel memory: check for a kernel leak"
+            % (human_kb(sunreclaim), human_kb(lru)))))
+    elif pct is not None and pct > opts["sunreclaim_pct"]:
+        findings.append(_finding("SLAB001", "high", (
+            "SUnreclaim is %s, %s%% of MemTotal %s (above %s%%, Alibaba Cloud's slab-leak threshold): "
+            "suspect a kernel memory leak; see the largest slab caches" % (
+                human_kb(sunreclaim), _fmt_pct(pct), human_kb(figures["mem_total_kb"]), _fmt_pct(opts["sunreclaim_pct"])))))
+    return findings
+
+
+def rule_slab002(slabinfo, opts):
+    growth = slabinfo.get("growth") or {}
+    findings = []
+    for cache in growth.get("caches") or []:
+        rate, grown = cache.get("growth_kb_per_hour"), cache.get("growth_kb")
+        if not _num(rate) or not _num(grown):
+            continue
+        if rate >= opts["slab_growth_kb_per_hour"] and grown >= opts["slab_growth_min_kb"]:
+            findings.append(_finding("SLAB002", "medium", (
+                "Slab cache %s grew by %s to %s since the baseline of %s (%s/hour over %s h; flagged at %s/hour and %s): "
+                "a kernel leak trend" % (
+                    cache.get("name"), human_kb(grown), human_kb(cache.get("size_kb")), growth.get("baseline_at") or "the last run",
+                    human_kb(rate), growth.get("hours") if growth.get("hours") is not None else "?",
+                    human_kb(opts["slab_growth_kb_per_hour"]), human_kb(opts["slab_growth_min_kb"])))))
+    return findings
+
+
+def rule_vm001(oom):
+    value = (oom.get("vm") or {}).get("panic_on_oom")
+    if value == 1:
+        return [_finding("VM001", "high", "vm.panic_on_oom is 1: any system-wide OOM panics the host instead of killing a "
+                                          "process; set it to 0 unless a panic is wanted for failover")]
+    if value == 2:
+        return [_finding("VM001", "critical", "vm.panic_on_oom is 2: every OOM panics the host, even one confined to a memory "
+                                              "cgroup (a container hitting its limit); set it to 0")]
+    return []
+
+
+def _victims_text(kills):
+    victims = kills.get("victims") or []
+    if not victims:
+        return ""
+    return "; victims: %s" % ", ".join("%s x%s" % (v.get("name"), v.get("count", 1)) for v in victims[:5])
+
+
+def rule_hist(evidence):
+    findings = []
+    panics = evidence.get("panics") or {}
+    kills = evidence.get("oom_kills") or {}
+    window = evidence.get("since_days")
+    read = [s.get("name") for s in evidence.get("sources") or [] if s.get("read")]
+    where = " (read: %s)" % ", ".join(read) if read else ""
+    if panics.get("count"):
+        findings.append(_finding("HIST001", "critical", (
+            "The host already hit the no-killable-processes OOM panic: %d time(s) in the last %s days, newest %s "
+            "('Out of memory and no killable processes' x%d, 'System is deadlocked on memory' x%d)%s" % (
+                panics["count"], window, panics.get("newest_at") or "at an unknown time",
+                panics.get("no_killable_count", 0), panics.get("deadlocked_count", 0), where))))
+    if kills.get("count"):
+        global_count = kills["count"] - (kills.get("memcg_count") or 0)
+        findings.append(_finding("HIST002", "medium" if global_count > 0 else "low", (
+            "The OOM killer fired %d time(s) in the last %s days (%d system-wide, %d in memory cgroups), newest %s%s%s" % (
+                kills["count"], window, global_count, kills.get("memcg_count") or 0,
+                kills.get("newest_at") or "at an unknown time", _victims_text(kills), where))))
+    return findings
+
+
+# ---------------------------------------------------------------- custom rules
+
+
+def validate_custom_rules(rules):
+    """Check and compile custom rules; returns [(rule, compiled)]. Raises ExposureError naming the rule."""
+    if rules is None:
+        return []
+    if not isinstance(rules, (list, tuple)):
+        raise ExposureError("custom rules must be a list of {id, severity, query, message}, got %s" % type(rules).__name__)
+    if rules and not HAS_JMESPATH:
+        raise ExposureError("custom rules need the Python library jmespath on the controller: pip install jmespath")
+    compiled, seen = [], set()
+    for index, rule in enumerate(rules):
+        label = "custom rule #%d" % (index + 1)
+        if not isinstance(rule, dict):
+            raise ExposureError("%s must be a dict with id, severity, query, message; got %r" % (label, rule))
+        rule_id = rule.get("id")
+        if not isinstance(rule_id, str) or not _RULE_ID.match(rule_id):
+            raise ExposureError("%s: id must be a short name of letters, digits, '_', '.', '-' (got %r)" % (label, rule_id))
+        label = "custom rule %s" % rule_id
+        if rule_id in BUILTIN_RULES or rule_id in seen:
+            raise ExposureError("%s: the id is already used by %s rule" % (label, "a built-in" if rule_id in BUILTIN_RULES else "another"))
+        seen.add(rule_id)
+        extra = set(rule) - {"id", "severity", "query", "message"}
+        if extra:
+            raise ExposureError("%s: unknown keys %s (allowed: id, severity, query, message)" % (label, ", ".join(sorted(extra))))
+        if rule.get("severity") not in SEVERITIES:
+            raise ExposureError("%s: severity must be one of %s, got %r" % (label, ", ".join(SEVERITIES), rule.get("severity")))
+        query, message = rule.get("query"), rule.get("message")
+        if not isinstance(query, str) or not query.strip():
+            raise ExposureError("%s: query must be a non-empty JMESPath expression" % label)
+        if not isinstance(message, str) or not message.strip():
+            raise ExposureError("%s: message must be a non-empty string" % label)
+        try:
+            expression = jmespath.compile(query)
+        except JMESPathError as exc:
+            raise ExposureError("%s: invalid JMESPath query %r: %s" % (label, query, _one_line(exc)))
+        compiled.append((rule, expression))
+    return compiled
+
+
+def _one_line(exc):
+    return " ".join(str(exc).split())
+
+
+def _render(value):
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, float):
+        return _fmt_pct(value)
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _format_message(label, template, values):
+    def repl(match):
+        key = match.group(1)
+        if key not in values:
+            raise ExposureError("%s: message placeholder {%s} is unknown; use {result}, {host} or a figure name (%s)"
+                                % (label, key, ", ".join(sorted(k for k in values if k not in ("result", "host")))))
+        return _render(values[key])
+    return _PLACEHOLDER.sub(repl, template)
+
+
+def run_custom_rules(compiled, document, figures, host):
+    findings = []
+    for rule, expression in compiled:
+        label = "custom rule %s" % rule["id"]
+        try:
+            result = expression.search(document)
+        except JMESPathError as exc:
+            raise ExposureError("%s: query %r failed on this host's facts: %s" % (label, rule["query"], _one_line(exc)))
+        if not result:
+            continue
+        values = dict(figures)
+        values.update({"result": result, "host": host})
+        pids = []
+        if isinstance(result, list):
+            pids = [item.get("pid") for item in result if isinstance(item, dict) and isinstance(item.get("pid"), int)]
+        findings.append(_finding(rule["id"], rule["severity"], _format_message(label, rule["message"], values), pids))
+    return findings
+
+
+# ---------------------------------------------------------------- verdict
+
+
+def _now_iso(now=None):
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def unknown_result(host, reason, now=None):
+    result = {"schema": SCHEMA, "host": host, "level": UNKNOWN, "reason": reason, "checked_at": _now_iso(now),
+              "findings": [], "figures": {}, "flagged": [], "skipped": []}
+    result["summary"] = summary_line(result)
+    return result
+
+
+def assess(facts, host=None, options=None, custom_rules=None, now=None):
+    """Judge one host. ``facts``: ansible_facts (or a registered oom_score_facts result).
+
+    Raises ExposureError for bad options or custom rules (the caller's mistake, same for
+    every host); returns level ``unknown`` with a reason when the host's facts are unusable.
+    """
+    opts = normalize_options(options)
+    compiled = validate_custom_rules(custom_rules)
+    facts, reason = _unwrap(facts)
+    if reason is None:
+        reason = _check_oom(facts.get("oom"))
+    if reason is not None:
+        return unknown_result(host, reason, now)
+    oom = facts["oom"]
+    slabinfo = facts.get("slabinfo") if isinstance(facts.get("slabinfo"), dict) else None
+    evidence = facts.get("oom_evidence") if isinstance(facts.get("oom_evidence"), dict) else None
+    figures = figures_of(oom, slabinfo, evidence)
+    skipped = []
+
+    findings = rule_oom001(oom, figures, opts)
+    oom002, flagged = rule_oom002(oom, figures, opts)
+    findings += oom002 + rule_oom003(oom, figures, opts) + rule_slab001(oom, figures, opts)
+    if figures["sunreclaim_kb"] is None:
+        skipped.append({"id": "SLAB001", "reason": "SUnreclaim is not in this host's meminfo"})
+    if slabinfo is None:
+        skipped.append({"id": "SLAB002", "reason": "slabinfo facts were not gathered"})
+    elif not (slabinfo.get("growth") or {}).get("baseline"):
+        why = "no slab baseline yet: the next run shows growth since this one"
+        if not slabinfo.get("available", True):
+            why = "slabinfo unavailable: %s" % (slabinfo.get("reason") or "no reason given")
+        elif "growth" not in slabinfo:
+            why = "no slab growth was asked for (baseline off)"
+        skipped.append({"id": "SLAB002", "reason": why})
+    else:
+        findings += rule_slab002(slabinfo, opts)
+    findings += rule_vm001(oom)
+    if evidence is None:
+        skipped.append({"id": "HIST001", "reason": "incident evidence was not gathered"})
+    else:
+        findings += rule_hist(evidence)
+    document = {"oom": oom, "slabinfo": slabinfo, "oom_evidence": evidence, "figures": figures}
+    findings += run_custom_rules(compiled, document, figures, host)
+
+    findings.sort(key=lambda f: (-level_rank(f["severity"]), f["id"]))
+    result = {
+        "schema": SCHEMA,
+        "host": host,
+        "level": worst(f["severity"] for f in findings),
+        "reason": None,
+        "checked_at": _now_iso(now),
+        "findings": findings,
+        "figures": figures,
+        "flagged": flagged,
+        "skipped": skipped,
+    }
+    result["summary"] = summary_line(result)
+    return result
+
+
+def summary_line(exposure):
+    """One line per host for play output: level, top findings, key figures."""
+    host = exposure.get("host") or "host"
+    if exposure.get("level") == UNKNOWN:
+        return "%s: unknown (%s)" % (host, exposure.get("reason"))
+    figures = exposure.get("figures") or {}
+    ids = ", ".join("%s/%s" % (f["id"], f["severity"]) for f in exposure.get("findings") or []) or "no findings"
+    return "%s: %s (%s); unkillable %s = %s%% of %s, SUnreclaim %s%%, %d flagged" % (
+        host, exposure.get("level"), ids, human_kb(figures.get("unkillable_rss_kb")),
+        _fmt_pct(figures.get("unkillable_share_pct") or 0), human_kb(figures.get("mem_total_kb")),
+        _fmt_pct(figures.get("sunreclaim_pct") or 0), len(exposure.get("flagged") or []))
+
+
+def fails_gate(level, fail_on):
+    """True when ``level`` should fail a CI gate set at ``fail_on`` (never | low..critical).
+
+    ``unknown`` fails every gate that is set: a host that could not be judged is not safe.
+    """
+    if fail_on in (None, "never", ""):
+        return False
+    if fail_on not in SEVERITIES:
+        raise ExposureError("fail_on must be never, %s; got %r" % (", ".join(SEVERITIES), fail_on))
+    return level == UNKNOWN or level_rank(level) >= level_rank(fail_on)
