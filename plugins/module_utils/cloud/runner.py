@@ -1,0 +1,218 @@
+# -*- coding: utf-8 -*-
+# Copyright: oomguard.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Snapshot every selected disk of one instance through a backend: plan, create, wait,
+retain. Private to the oomguard.fleet collection; the module only maps options here."""
+
+from __future__ import annotations
+
+import time
+
+from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import (
+    CloudError,
+    RUN_TAG_KEY,
+    OWNER_TAG_KEY,
+    OWNER_TAG_VALUE,
+    STATUS_ACCOMPLISHED,
+    STATUS_FAILED,
+    STATUS_PROGRESSING,
+    idempotency_token,
+    plan_retention,
+    progress_lines,
+    render_template,
+    select_disks,
+    snapshot_tags,
+    summarize,
+    validate_snapshot_name,
+)
+
+
+class SnapshotRunError(CloudError):
+    """A CloudError that carries the partial result (snapshot ids and states so far)."""
+
+    def __init__(self, verb, noun, cause, result):
+        super().__init__(verb, noun, cause)
+        self.result = result
+
+
+def _public(snap):
+    return {
+        'snapshot_id': snap['snapshot_id'],
+        'disk_id': snap['disk_id'],
+        'name': snap.get('name'),
+        'status': snap['status'],
+        'progress': snap['progress'],
+        'created_at': snap.get('created_at'),
+    }
+
+
+class SnapshotRun(object):
+    """One disk_snapshot call. ``clock`` and ``sleep`` are injectable for tests."""
+
+    def __init__(self, backend, request, check_mode=False, clock=time.monotonic, sleep=time.sleep):
+        self.backend = backend
+        self.req = request
+        self.check_mode = check_mode
+        self.clock = clock
+        self.sleep = sleep
+        self.result = {
+            'changed': False,
+            'provider': backend.provider,
+            'instance_id': request['instance_id'],
+            'region': request.get('region'),
+            'run_id': request['run_id'],
+            'disks': [],
+            'snapshots': [],
+            'created': [],
+            'reused': [],
+            'would_create': [],
+            'deleted': [],
+            'would_delete': [],
+            'timed_out': False,
+            'status': 'ok',
+            'message': '',
+            'progress': [],
+        }
+
+    def _fail(self, verb, noun, cause):
+        self._finish()
+        self.result['status'] = 'failed'
+        raise SnapshotRunError(verb, noun, cause, self.result)
+
+    def _finish(self):
+        snaps = self.result['snapshots']
+        self.result['progress'] = progress_lines(snaps)
+        if self.check_mode and self.result['would_create']:
+            self.result['status'] = 'ok'
+            self.result['message'] = 'would create %d snapshots' % len(self.result['would_create'])
+        else:
+            self.result['status'], self.result['message'] = summarize(snaps)
+
+    def _template_values(self, disk):
+        return {
+            'run_id': self.req['run_id'],
+            'instance_id': self.req['instance_id'],
+            'disk_id': disk['disk_id'],
+            'disk_type': disk['type'],
+            'device': disk.get('device') or '',
+            'inventory_hostname': self.req.get('inventory_hostname') or self.req['instance_id'],
+        }
+
+    def plan(self):
+        """Disks to snapshot, and this run's snapshots that already exist (by run tag)."""
+        disks = select_disks(self.backend.list_disks(self.req['instance_id']), self.req['disks'])
+        self.result['disks'] = disks
+        existing = self.backend.describe_snapshots(instance_id=self.req['instance_id'], tags={RUN_TAG_KEY: self.req['run_id']})
+        by_disk = {}
+        for snap in existing:
+            by_disk.setdefault(snap['disk_id'], snap)
+        todo = []
+        for disk in disks:
+            values = self._template_values(disk)
+            name = render_template(self.req['name'], values)
+            problem = validate_snapshot_name(name)
+            if problem:
+                raise CloudError('render', 'snapshot name', problem + '; change the name option')
+            todo.append({'disk': disk, 'name': name, 'description': render_template(self.req['description'], values),
+                         'existing': by_disk.get(disk['disk_id'])})
+        return todo
+
+    def create(self, todo):
+        tags = snapshot_tags(self.req['run_id'], self.req.get('tags'))
+        for item in todo:
+            disk_id = item['disk']['disk_id']
+            if item['existing']:
+                self.result['reused'].append(item['existing']['snapshot_id'])
+                self.result['snapshots'].append(_public(item['existing']))
+                continue
+            if self.check_mode:
+                self.result['would_create'].append({'disk_id': disk_id, 'name': item['name']})
+                self.result['changed'] = True
+                continue
+            try:
+                snap_id = self.backend.create_snapshot(disk_id, item['name'], item['description'], tags,
+                                                       idempotency_token(self.req['run_id'], disk_id))
+            except CloudError as exc:
+                self._fail('create', 'snapshot of disk %s' % disk_id, exc.cause)
+            self.result['changed'] = True
+            self.result['created'].append(snap_id)
+            self.result['snapshots'].append({'snapshot_id': snap_id, 'disk_id': disk_id, 'name': item['name'],
+                                             'status': STATUS_PROGRESSING, 'progress': 0, 'created_at': None})
+
+    def refresh(self):
+        ids = [s['snapshot_id'] for s in self.result['snapshots']]
+        if not ids:
+            return
+        current = dict((s['snapshot_id'], s) for s in self.backend.describe_snapshots(snapshot_ids=ids))
+        fresh = []
+        for snap in self.result['snapshots']:
+            seen = current.get(snap['snapshot_id'])
+            # A just-created snapshot may not be listed yet (eventual consistency): keep it progressing.
+            fresh.append(_public(seen) if seen else snap)
+        self.result['snapshots'] = fresh
+
+    def wait(self):
+        deadline = self.clock() + self.req['wait_timeout']
+        while True:
+            self.refresh()
+            states = set(s['status'] for s in self.result['snapshots'])
+            if STATUS_FAILED in states or STATUS_PROGRESSING not in states:
+                return
+            if self.clock() >= deadline:
+                self.result['timed_out'] = True
+                return
+            self.sleep(max(0.0, min(self.req['poll_interval'], deadline - self.clock())))
+
+    def retain(self):
+        keep = self.req.get('retention') or 0
+        if not keep:
+            return
+        done_disks = set(s['disk_id'] for s in self.result['snapshots'] if s['status'] == STATUS_ACCOMPLISHED)
+        if not done_disks:
+            return
+        ours = self.backend.describe_snapshots(instance_id=self.req['instance_id'], tags={OWNER_TAG_KEY: OWNER_TAG_VALUE})
+        # Older snapshots go only once this run's snapshot of the same disk is safely accomplished.
+        candidates = [s for s in ours if s['disk_id'] in done_disks]
+        protect = [s['snapshot_id'] for s in self.result['snapshots']]
+        for snap_id in plan_retention(candidates, keep, protect):
+            if self.check_mode:
+                self.result['would_delete'].append(snap_id)
+                self.result['changed'] = True
+                continue
+            try:
+                self.backend.delete_snapshot(snap_id)
+            except CloudError as exc:
+                self._fail('delete', 'old snapshot %s' % snap_id, exc.cause)
+            self.result['deleted'].append(snap_id)
+            self.result['changed'] = True
+
+    def run(self):
+        try:
+            todo = self.plan()
+        except CloudError as exc:
+            self._fail(exc.verb, exc.noun, exc.cause)
+        self.create(todo)
+        if not self.check_mode:
+            try:
+                if self.req['wait']:
+                    self.wait()
+                else:
+                    self.refresh()
+            except CloudError as exc:
+                self._fail(exc.verb, exc.noun, exc.cause)
+        failed = [s for s in self.result['snapshots'] if s['status'] == STATUS_FAILED]
+        if failed:
+            self._fail('create', 'snapshots of instance %s' % self.req['instance_id'],
+                       'the cloud marked %s failed; states: %s' % (
+                           ', '.join('%s (disk %s)' % (s['snapshot_id'], s['disk_id']) for s in failed),
+                           '; '.join(progress_lines(self.result['snapshots']))))
+        if self.result['timed_out'] and self.req.get('on_timeout', 'fail') == 'fail':
+            self._fail('wait for', 'snapshots of instance %s' % self.req['instance_id'],
+                       'still not accomplished after %s seconds (wait_timeout); states: %s' % (
+                           self.req['wait_timeout'], '; '.join(progress_lines(self.result['snapshots']))))
+        try:
+            self.retain()
+        except CloudError as exc:
+            self._fail(exc.verb, exc.noun, exc.cause)
+        self._finish()
+        return self.result
