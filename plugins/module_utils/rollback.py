@@ -1,0 +1,117 @@
+# -*- coding: utf-8 -*-
+# Copyright: oomguard.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Undo a journalled remediation run: restore runtime values and drop-in files.
+
+Private to the oomguard.fleet collection (used by the ``oom_rollback`` module). Intent
+records are replayed newest first. A change whose intent was journalled but never made
+(the run died in between) already shows its old state and is skipped, which is what makes
+a killed run safe to roll back and a rollback safe to repeat.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.oomguard.fleet.plugins.module_utils import journal as jr
+from ansible_collections.oomguard.fleet.plugins.module_utils import remediation as rem
+
+
+def resolve_run(records, run_id):
+    """The run to roll back: ``run_id`` or, when None, the newest run with a change."""
+    if run_id:
+        return run_id
+    return jr.latest_change_run(records)
+
+
+def plan_rollback(records, run_id, proc_path):
+    """Return {run_id, already, dropins, runtime, skipped} without touching anything."""
+    result = {"run_id": run_id, "already": False, "dropins": [], "runtime": [], "skipped": []}
+    if run_id is None:
+        return result
+    if jr.rolled_back(records, run_id):
+        result["already"] = True
+        return result
+    files, values = {}, {}
+    for record in reversed(jr.change_intents(records, run_id)):
+        if record["op"] == "dropin":
+            _plan_dropin(record, files, result)
+        else:
+            _plan_runtime(record, proc_path, values, result)
+    return result
+
+
+def _plan_dropin(record, files, result):
+    path = record["path"]
+    current = files[path] if path in files else rem.read_text(path)
+    if current == record.get("previous"):
+        return
+    if current != record.get("content"):
+        result["skipped"].append({"path": path, "unit": record.get("unit"),
+                                  "reason": "changed by someone else since the run; left as it is"})
+        return
+    result["dropins"].append({"unit": record.get("unit"), "path": path, "current": current,
+                              "restore": record.get("previous"), "remove_dir": bool(record.get("dir_created"))})
+    files[path] = record.get("previous")
+
+
+def _plan_runtime(record, proc_path, values, result):
+    pid = record["pid"]
+    proc = rem.read_process(proc_path, pid)
+    if proc is None or proc["starttime"] != record.get("starttime"):
+        result["skipped"].append({"pid": pid, "name": record.get("name"),
+                                  "reason": "process exited (or its pid was reused) since the run; nothing to restore at runtime"})
+        return
+    current = values.get(pid, proc["oom_score_adj"])
+    if current == record["old"]:
+        return
+    if current != record["new"]:
+        result["skipped"].append({"pid": pid, "name": proc["name"],
+                                  "reason": "oom_score_adj is %d, neither the journalled old %d nor new %d; left as it is"
+                                  % (current, record["old"], record["new"])})
+        return
+    result["runtime"].append({"pid": pid, "name": proc["name"], "unit": record.get("unit"), "starttime": proc["starttime"],
+                              "old": current, "new": record["old"]})
+    values[pid] = record["old"]
+
+
+def rollback_diff(the_plan):
+    diffs = []
+    for item in the_plan["dropins"]:
+        diffs.append({"before_header": item["path"], "after_header": item["path"],
+                      "before": item["current"] or "", "after": item["restore"] or ""})
+    for item in the_plan["runtime"]:
+        header = "pid %d (%s) oom_score_adj" % (item["pid"], item["name"])
+        diffs.append({"before_header": header, "after_header": header, "before": "%d\n" % item["old"], "after": "%d\n" % item["new"]})
+    return diffs
+
+
+def apply_rollback(the_plan, journal, proc_path, systemd_running, run_command, restart=False):
+    """Restore what the plan says, journalling each step first; mark the run rolled back."""
+    return rem.keeping_partial(_rollback_steps, the_plan, journal, proc_path, systemd_running, run_command, restart)
+
+
+def _rollback_steps(result, the_plan, journal, proc_path, systemd_running, run_command, restart):
+    of = the_plan["run_id"]
+    for item in the_plan["dropins"]:
+        record = journal.intent("rollback-dropin", rollback_of=of, unit=item["unit"], path=item["path"],
+                                previous=item["current"], content=item["restore"])
+        rem.restore_file(item["path"], item["restore"], item["remove_dir"])
+        journal.outcome(record, "rollback-dropin", "done", path=item["path"])
+        result["dropins"].append({"unit": item["unit"], "path": item["path"],
+                                  "action": "removed" if item["restore"] is None else "restored"})
+    if the_plan["dropins"] and systemd_running:
+        rem.systemctl(run_command, "daemon-reload")
+        result["daemon_reload"] = True
+    for item in the_plan["runtime"]:
+        record = journal.intent("rollback-runtime", rollback_of=of, pid=item["pid"], starttime=item["starttime"],
+                                name=item["name"], old=item["old"], new=item["new"])
+        status = rem.set_runtime(proc_path, item)
+        journal.outcome(record, "rollback-runtime", status, pid=item["pid"])
+        result["processes" if status == "done" else status].append(dict(item, status=status))
+    if restart and systemd_running:
+        for unit in sorted(set(item["unit"] for item in the_plan["dropins"] if item["unit"])):
+            rem.systemctl(run_command, "restart", unit)
+            result["restarted"].append(unit)
+    if not result["refused"]:
+        journal.mark("rollback-complete", rollback_of=of)

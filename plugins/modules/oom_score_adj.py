@@ -1,0 +1,215 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: oomguard.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: oom_score_adj
+short_description: Set the OOM killer's oom_score_adj of processes, at runtime and through systemd
+version_added: 0.1.0
+description:
+  - Selects processes by O(pid), O(name), systemd O(unit) or a O(cmdline) regular expression (every given
+    selector must match) and sets their C(/proc/<pid>/oom_score_adj) to O(value).
+  - With O(persist=systemd) it also writes the drop-in C(/etc/systemd/system/<unit>.d/50-oomguard.conf)
+    (C([Service]) C(OOMScoreAdjust=<value>)) for each process's unit, runs C(systemctl daemon-reload) when
+    systemd is running, and restarts the unit only when O(restart=true).
+  - A process without a systemd service unit gets the runtime change and a warning that it will not survive
+    a restart.
+  - Each change is first appended to an on-host journal and fsynced, so that M(oomguard.fleet.oom_rollback)
+    can undo the run even when it was killed half way. A lock keeps two runs off one host.
+  - A process that exits while the module runs is reported in RV(vanished), never an error.
+author:
+  - oomguard.fleet contributors
+extends_documentation_fragment:
+  - oomguard.fleet.remediation
+options:
+  pid:
+    description:
+      - Select the process with this pid.
+    type: int
+  name:
+    description:
+      - Select processes whose command name (C(comm), at most 15 characters) is exactly this.
+    type: str
+  unit:
+    description:
+      - Select processes that run in this systemd unit (from C(/proc/<pid>/cgroup)), for example V(app.service).
+      - With O(persist=systemd) the unit's drop-in is written even when none of its processes runs.
+    type: str
+  cmdline:
+    description:
+      - Select processes whose command line (arguments joined by spaces) matches this Python regular expression.
+    type: str
+  value:
+    description:
+      - The new C(oom_score_adj), from V(-1000) (never killed by the OOM killer) to V(1000) (killed first).
+      - V(0) is the kernel default.
+    type: int
+    required: true
+  persist:
+    description:
+      - V(none) changes running processes only.
+      - V(systemd) also writes the unit's drop-in so that the value survives restarts.
+    type: str
+    choices: [none, systemd]
+    default: none
+attributes:
+  check_mode:
+    support: full
+    details: Reads everything, reports what would change, writes nothing (no journal record either).
+  diff_mode:
+    support: full
+    details: One before/after entry per process (its value) and per drop-in file (its content).
+  platform:
+    platforms: posix
+    details: Linux only (procfs); drop-ins need systemd.
+seealso:
+  - module: oomguard.fleet.oom_rollback
+  - name: systemd.exec(5) OOMScoreAdjust
+    description: How systemd applies OOMScoreAdjust= to a service's processes.
+    link: https://www.freedesktop.org/software/systemd/man/latest/systemd.exec.html#OOMScoreAdjust=
+"""
+
+EXAMPLES = r"""
+- name: Make a Java service killable again, now and after restarts
+  oomguard.fleet.oom_score_adj:
+    unit: app.service
+    value: 0
+    persist: systemd
+    run_id: "{{ oomguard_run_id }}"
+  become: true
+
+- name: Raise one process's value at runtime only
+  oomguard.fleet.oom_score_adj:
+    pid: 4242
+    value: 500
+
+- name: Show what would change for every batch worker, without changing it
+  oomguard.fleet.oom_score_adj:
+    cmdline: "worker --queue=batch"
+    value: 300
+  check_mode: true
+  diff: true
+"""
+
+RETURN = r"""
+run_id:
+  description: The run id written into the journal records.
+  returned: always
+  type: str
+  sample: oomguard-20261129T020000Z-4711
+journal:
+  description: Path of the journal.
+  returned: always
+  type: str
+  sample: /var/lib/oomguard/journal.jsonl
+changes:
+  description:
+    - What was changed (or, in check mode, would be), in the shape of C(oomguard_changes.changes) of the data contract.
+    - A drop-in written for a unit with no running process has V(null) pid, name and old.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{pid: 4242, name: java, unit: app.service, old: -1000, new: 0, persist: systemd,
+            dropin: /etc/systemd/system/app.service.d/50-oomguard.conf}]
+matched:
+  description: Processes that matched the selectors, with their value before the run.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{pid: 4242, name: java, unit: app.service, oom_score_adj: -1000}]
+dropins:
+  description: Drop-in files written (or that would be), with RV(dropins[].action) V(created) or V(updated).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{unit: app.service, path: /etc/systemd/system/app.service.d/50-oomguard.conf, action: created}]
+vanished:
+  description: Processes that exited (or whose pid was reused) between selection and the write; not an error.
+  returned: always
+  type: list
+  elements: dict
+  sample: []
+daemon_reload:
+  description: Whether C(systemctl daemon-reload) ran.
+  returned: always
+  type: bool
+  sample: true
+restarted:
+  description: Units restarted because O(restart=true).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.oomguard.fleet.plugins.module_utils import journal as jr
+from ansible_collections.oomguard.fleet.plugins.module_utils import remediation as rem
+from ansible_collections.oomguard.fleet.plugins.module_utils.common import remediation_argument_spec, run_locked
+
+SELECTORS = ["pid", "name", "unit", "cmdline"]
+
+
+def main():
+    argument_spec = remediation_argument_spec()
+    argument_spec.update(
+        pid=dict(type="int"),
+        name=dict(type="str"),
+        unit=dict(type="str"),
+        cmdline=dict(type="str"),
+        value=dict(type="int", required=True),
+        persist=dict(type="str", choices=["none", "systemd"], default="none"),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, required_one_of=[SELECTORS], supports_check_mode=True)
+    params = module.params
+    problem = rem.value_error(params["value"])
+    if problem:
+        module.fail_json(msg=problem)
+    run_id = params["run_id"] or jr.new_run_id()
+    result = dict(changed=False, run_id=run_id, journal=params["journal"], changes=[], matched=[], dropins=[],
+                  vanished=[], daemon_reload=False, restarted=[])
+    try:
+        processes, _skipped = rem.select_processes(params["proc_path"], params["pid"], params["name"], params["unit"], params["cmdline"])
+    except (OSError, ValueError) as exc:  # re.error is a ValueError
+        module.fail_json(msg="Failed to select processes: %s" % exc, **result)
+    result["matched"] = [dict((k, p[k]) for k in ("pid", "name", "unit", "oom_score_adj")) for p in processes]
+    the_plan = rem.plan(processes, params["value"], params["persist"], rem.systemd_dir(params["root"]), params["unit"])
+    for item in the_plan["unpersisted"]:
+        module.warn("pid %d (%s) has no systemd service unit (%s): its oom_score_adj is set at runtime only and will "
+                    "not survive a restart of the process" % (item["pid"], item["name"], item["unit"] or "no unit"))
+    if not processes and not the_plan["dropins"]:
+        module.warn("No process matched the selectors; nothing to do")
+    result["changed"] = bool(the_plan["runtime"] or the_plan["dropins"])
+    if module._diff:
+        result["diff"] = rem.plan_diff(the_plan)
+    if module.check_mode or not result["changed"]:
+        done = {"processes": the_plan["runtime"], "dropins": [
+            {"unit": d["unit"], "path": d["path"], "action": "created" if d["previous"] is None else "updated"} for d in the_plan["dropins"]]}
+        result.update(changes=rem.contract_changes(the_plan, done, params["persist"]), dropins=done["dropins"])
+        module.exit_json(**result)
+
+    def act(journal):
+        return rem.apply(the_plan, journal, params["proc_path"], rem.systemd_running(params["root"]),
+                         module.run_command, params["restart"])
+
+    outcome, error = run_locked(params["journal"], run_id, "remediate", act)
+    if outcome:
+        result.update(changes=rem.contract_changes(the_plan, outcome, params["persist"]), dropins=outcome["dropins"],
+                      vanished=outcome["vanished"], daemon_reload=outcome["daemon_reload"], restarted=outcome["restarted"])
+        if outcome["refused"]:
+            item = outcome["refused"][0]
+            error = rem.refusal_message(item["pid"], item["name"], item["old"], item["new"], params["proc_path"])
+        result["changed"] = bool(outcome["processes"] or outcome["dropins"])
+    if error:
+        module.fail_json(msg=error, **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
