@@ -1,0 +1,271 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: oomguard.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: oom_score_facts
+short_description: Which processes the OOM killer may not kill, how much memory they hold, and the OOM sysctls
+version_added: 0.1.0
+description:
+  - Walks C(/proc/[0-9]*) once and returns C(ansible_facts.oom) - per process C(oom_score_adj), RSS and systemd unit,
+    the C(/proc/meminfo) figures, the C(vm.panic_on_oom), C(vm.overcommit_memory) and C(vm.oom_kill_allocating_task)
+    sysctls, and a summary of unkillable against killable memory.
+  - The kernel panics with C(Out of memory and no killable processes) when every process it could kill is exempt;
+    a process with C(oom_score_adj) C(-1000) (legacy C(oom_adj) C(-17)) is exempt, and its children inherit the value.
+  - Kernel threads are recognised by the C(PF_KTHREAD) flag in C(/proc/<pid>/stat) and only counted.
+    Only thread-group leaders are scanned, as the OOM killer scores processes, not threads.
+  - By default only the rows worth a look are returned - every process at or below O(adj_threshold) and the
+    O(top_killable) largest killable ones - so that a host with tens of thousands of processes ships a few KiB.
+    The summary always covers every process.
+  - Each process costs two reads (C(stat) and C(oom_score_adj)); C(status), C(oom_score), C(cgroup) and C(cmdline) are
+    read only for returned rows. A process that exits or denies a read during the scan is skipped and counted under
+    RV(ansible_facts.oom.errors); it never fails the host.
+  - Command lines are redacted before they leave the host (C(--password=...), C(--password value), C(token=...),
+    C(-p secret), C(-u user:pass), C(Authorization:) headers, credentials in URLs), then truncated to O(cmdline_max).
+  - With O(gather_subset=slabinfo) the module also returns C(ansible_facts.slabinfo) exactly as
+    M(oomguard.fleet.slabinfo_facts) does, in the same round trip.
+author:
+  - oomguard.fleet maintainers
+extends_documentation_fragment:
+  - oomguard.fleet.procfs
+  - oomguard.fleet.procfs.SLABINFO_BASELINE
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.facts
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads, except that O(slabinfo_baseline=store) writes a baseline, which check mode skips.
+  diff_mode:
+    support: none
+  facts:
+    support: full
+  platform:
+    platforms: posix
+    details: Linux only (procfs).
+options:
+  gather_subset:
+    description:
+      - Which facts to gather. V(oom) is C(ansible_facts.oom); V(slabinfo) adds C(ansible_facts.slabinfo) (see
+        M(oomguard.fleet.slabinfo_facts)); V(all) gathers every subset.
+    type: list
+    elements: str
+    choices: [all, oom, slabinfo]
+    default: [oom]
+  adj_threshold:
+    description:
+      - Return every process whose C(oom_score_adj) is at or below this value (C(-1000) is unkillable).
+    type: int
+    default: -500
+  top_killable:
+    description:
+      - Also return this many killable processes, largest RSS first. V(0) returns none.
+    type: int
+    default: 10
+  all_processes:
+    description:
+      - Return every user-space process instead of the selection made by O(adj_threshold) and O(top_killable).
+      - Costs about four more reads per process and a larger result; meant for debugging and for comparisons with C(ps).
+    type: bool
+    default: false
+  cmdline_max:
+    description:
+      - Truncate each redacted command line to this many characters. V(0) keeps it whole.
+    type: int
+    default: 256
+  slabinfo_top:
+    description:
+      - With O(gather_subset=slabinfo), the number of caches returned; see O(oomguard.fleet.slabinfo_facts#module:top).
+    type: int
+    default: 20
+  slabinfo_baseline:
+    description:
+      - With O(gather_subset=slabinfo), V(compare) or V(store) a slab baseline; see
+        O(oomguard.fleet.slabinfo_facts#module:baseline).
+    type: str
+    choices: [none, compare, store]
+    default: none
+  slabinfo_baseline_path:
+    description:
+      - With O(gather_subset=slabinfo), the baseline file on the managed host.
+    type: path
+    default: /var/lib/oomguard/slabinfo-baseline.json
+seealso:
+  - module: oomguard.fleet.slabinfo_facts
+"""
+
+EXAMPLES = r"""
+- name: Gather OOM facts
+  oomguard.fleet.oom_score_facts:
+
+- name: Fail when unkillable processes hold more than a quarter of memory
+  ansible.builtin.assert:
+    that:
+      - ansible_facts.oom.summary.unkillable_rss_kb < ansible_facts.oom.meminfo.mem_total_kb * 0.25
+    fail_msg: "{{ ansible_facts.oom.processes | selectattr('oom_score_adj', 'eq', -1000) | map(attribute='name') | list }}"
+
+- name: Process and slab facts in one round trip, keeping a slab baseline
+  oomguard.fleet.oom_score_facts:
+    gather_subset: [oom, slabinfo]
+    slabinfo_baseline: store
+  become: true
+
+- name: Every process, for a comparison with ps
+  oomguard.fleet.oom_score_facts:
+    all_processes: true
+    cmdline_max: 80
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts to add to C(ansible_facts).
+  returned: always
+  type: complex
+  contains:
+    oom:
+      description: OOM exposure facts. Sizes are KiB.
+      returned: when O(gather_subset) includes V(oom) (the default)
+      type: dict
+      contains:
+        schema:
+          description: Version of this layout; later versions only add keys.
+          type: int
+          returned: always
+          sample: 1
+        kernel:
+          description: Kernel release from C(sys/kernel/osrelease), null when absent.
+          type: str
+          returned: always
+          sample: 6.1.0-18-amd64
+        page_size:
+          description: Page size in bytes.
+          type: int
+          returned: always
+          sample: 4096
+        meminfo:
+          description:
+            - C(mem_total_kb), C(mem_available_kb), C(mem_free_kb), C(swap_total_kb), C(swap_free_kb), C(slab_kb),
+              C(sreclaimable_kb), C(sunreclaim_kb) from C(/proc/meminfo) (null when the kernel has no such line),
+              and C(lru_kb), the pages on the kernel's LRU lists (C(Active) + C(Inactive)).
+          type: dict
+          returned: always
+          sample: {mem_total_kb: 24000000, mem_available_kb: 23000000, mem_free_kb: 22000000, swap_total_kb: 0,
+                   swap_free_kb: 0, slab_kb: 120000, sreclaimable_kb: 80000, sunreclaim_kb: 40000, lru_kb: 500000}
+        vm:
+          description:
+            - C(panic_on_oom) (0 never, 1 on a global OOM, 2 on any OOM), C(overcommit_memory) and
+              C(oom_kill_allocating_task); null when the sysctl file is missing.
+          type: dict
+          returned: always
+          sample: {panic_on_oom: 0, overcommit_memory: 0, oom_kill_allocating_task: 0}
+        summary:
+          description:
+            - Counts over every scanned process, returned or not. C(process_count) (user-space processes),
+              C(kernel_thread_count), C(unkillable_count) and C(unkillable_rss_kb) (C(oom_score_adj) C(-1000)),
+              C(killable_count), C(killable_rss_kb), C(largest_killable) (C(pid), C(name), C(rss_kb), C(oom_score_adj),
+              or null) and C(returned_count), the number of rows in RV(ansible_facts.oom.processes).
+          type: dict
+          returned: always
+          sample: {process_count: 212, kernel_thread_count: 90, unkillable_count: 2, unkillable_rss_kb: 1484,
+                   killable_count: 210, killable_rss_kb: 800000, returned_count: 12,
+                   largest_killable: {pid: 1234, name: java, rss_kb: 500000, oom_score_adj: 0}}
+        processes:
+          description:
+            - The returned rows, largest RSS first. C(name) is the kernel's C(comm) (15 characters at most),
+              C(uid) the real uid, C(oom_adj_legacy) the raw C(oom_adj) when the kernel had no C(oom_score_adj)
+              (then C(oom_score_adj) is derived from it, C(-17) becoming C(-1000)), C(unit) the systemd unit from
+              C(/proc/<pid>/cgroup) or null, C(cmdline) redacted and truncated.
+          type: list
+          elements: dict
+          returned: always
+          sample: [{pid: 1799, ppid: 1, name: sshd, uid: 0, oom_score_adj: -1000, oom_adj_legacy: null, oom_score: 0,
+                    rss_kb: 980, unit: ssh.service, cmdline: "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups"}]
+        errors:
+          description:
+            - C(count) of processes skipped because they exited or denied a read during the scan, and up to ten
+              C(samples) of C({pid, file, error}).
+          type: dict
+          returned: always
+          sample: {count: 1, samples: [{pid: 4242, file: stat, error: vanished}]}
+    slabinfo:
+      description: Slab facts, as returned by M(oomguard.fleet.slabinfo_facts).
+      returned: when O(gather_subset) includes V(slabinfo)
+      type: dict
+      sample: {schema: 1, available: false, reason: /proc/slabinfo is readable by root only; run the task with become true}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.oomguard.fleet.plugins.module_utils.oom_facts import gather_oom_facts
+from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import OomguardError
+from ansible_collections.oomguard.fleet.plugins.module_utils.slabinfo import gather_slabinfo_facts
+
+
+def _oom(params, check_mode):
+    return gather_oom_facts(
+        proc_path=params["proc_path"],
+        adj_threshold=params["adj_threshold"],
+        top_killable=params["top_killable"],
+        cmdline_max=params["cmdline_max"],
+        all_processes=params["all_processes"],
+    )
+
+
+def _slabinfo(params, check_mode):
+    return gather_slabinfo_facts(
+        proc_path=params["proc_path"],
+        top=params["slabinfo_top"],
+        baseline=None if params["slabinfo_baseline"] == "none" else params["slabinfo_baseline"],
+        baseline_path=params["slabinfo_baseline_path"],
+        check_mode=check_mode,
+    )
+
+
+# gather_subset name -> (fact name, function(params, check_mode) -> facts)
+SUBSETS = {
+    "oom": ("oom", _oom),
+    "slabinfo": ("slabinfo", _slabinfo),
+}
+
+
+def selected_subsets(requested):
+    if "all" in requested:
+        return sorted(SUBSETS)
+    return sorted(set(requested))
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            proc_path=dict(type="path", default="/proc"),
+            gather_subset=dict(type="list", elements="str", default=["oom"], choices=["all"] + sorted(SUBSETS)),
+            adj_threshold=dict(type="int", default=-500),
+            top_killable=dict(type="int", default=10),
+            all_processes=dict(type="bool", default=False),
+            cmdline_max=dict(type="int", default=256),
+            slabinfo_top=dict(type="int", default=20),
+            slabinfo_baseline=dict(type="str", default="none", choices=["none", "compare", "store"]),
+            slabinfo_baseline_path=dict(type="path", default="/var/lib/oomguard/slabinfo-baseline.json"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    for name in ("top_killable", "cmdline_max", "slabinfo_top"):
+        if params[name] < 0:
+            module.fail_json(msg="%s must be 0 or a positive number, not %d" % (name, params[name]))
+    facts = {}
+    for subset in selected_subsets(params["gather_subset"]):
+        fact_name, gather = SUBSETS[subset]
+        try:
+            facts[fact_name] = gather(params, module.check_mode)
+        except OomguardError as exc:
+            module.fail_json(msg="Failed to gather %s facts: %s" % (subset, exc), ansible_facts=facts)
+    module.exit_json(changed=False, ansible_facts=facts)
+
+
+if __name__ == "__main__":
+    main()
