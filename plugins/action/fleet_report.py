@@ -1,0 +1,162 @@
+# -*- coding: utf-8 -*-
+# Copyright: oomguard.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller-side action behind oomguard.fleet.fleet_report (docs in plugins/modules/fleet_report.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ansible.module_utils.common.text.converters import to_native
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.oomguard.fleet.plugins.plugin_utils.report import (
+    FACT_KEYS,
+    SAFE_LEVELS,
+    ReportError,
+    atomic_write,
+    build_report,
+    format_time,
+    gate,
+    make_record,
+    parse_time,
+    read_results_dir,
+    records_from_facts,
+    result_file_payload,
+    safe_host_filename,
+    summary_lines,
+    utc_now,
+)
+from ansible_collections.oomguard.fleet.plugins.plugin_utils.report_formats import FORMATS
+from ansible_collections.oomguard.fleet.plugins.plugin_utils.report_output import output_paths, render, write_report
+
+ARGUMENT_SPEC = {
+    "hosts": {"type": "list", "elements": "str"},
+    "dest": {"type": "path", "required": True},
+    "formats": {"type": "list", "elements": "str", "choices": list(FORMATS), "default": ["json", "csv", "markdown", "html", "junit"]},
+    "basename": {"type": "str", "default": "oomguard-report"},
+    "title": {"type": "str", "default": "oomguard fleet report"},
+    "results_dir": {"type": "path"},
+    "write_results": {"type": "bool", "default": True},
+    "prometheus_path": {"type": "path"},
+    "junit_fail_on": {"type": "str", "choices": list(SAFE_LEVELS[1:]), "default": "high"},
+    "fail_on": {"type": "str", "choices": ["none"] + list(SAFE_LEVELS[1:]), "default": "none"},
+    "unknown_fails": {"type": "bool", "default": True},
+    "run_id": {"type": "str"},
+    "worst": {"type": "int", "default": 5},
+}
+
+
+def _plain(value):
+    """Copy template-engine containers into plain JSON-able Python values."""
+    if isinstance(value, dict):
+        return dict((to_native(k), _plain(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return to_native(value)
+
+
+def _same_but(path, data, moving_key):
+    """True when the JSON file at path equals data apart from ``moving_key``; returns its value then."""
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            old = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(old, dict) or moving_key not in old:
+        return None
+    stamp = old[moving_key]
+    old[moving_key] = data.get(moving_key)
+    return stamp if old == data else None
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
+
+    def _live_records(self, hosts, task_vars, written_at, run_id):
+        hostvars = task_vars.get("hostvars", {})
+        facts = {}
+        for host in hosts:
+            host_vars = hostvars[host] if host in hostvars else {}
+            facts[host] = dict((key, _plain(host_vars.get(key))) for key in FACT_KEYS)
+        lost = set(task_vars.get("ansible_play_hosts_all") or ()) - set(task_vars.get("ansible_play_hosts") or ())
+        return records_from_facts(hosts, facts, lost, written_at, run_id)
+
+    def _write_results(self, results_dir, records):
+        written = []
+        os.makedirs(results_dir, exist_ok=True)
+        for record in records:
+            payload = result_file_payload(record)
+            path = os.path.join(results_dir, safe_host_filename(record["host"]))
+            if _same_but(path, payload, "written_at") is not None:
+                continue
+            atomic_write(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+            written.append(path)
+        return written
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        del tmp
+        validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        del validation
+        check_mode = bool(self._task.check_mode)
+        now = utc_now()
+        written_at = format_time(now)
+        run_id = args["run_id"] or task_vars.get("oomguard_run_id")
+        hosts = args["hosts"]
+        if hosts is None:
+            hosts = list(task_vars.get("ansible_play_hosts_all") or ())
+        hosts = list(dict.fromkeys(to_native(h) for h in hosts))
+        try:
+            live = self._live_records(hosts, task_vars, written_at, run_id)
+            stored, problems = [], []
+            if args["results_dir"]:
+                stored, problems = read_results_dir(args["results_dir"])
+            report = build_report(live + stored, expected_hosts=hosts, generated_at=now, run_id=run_id,
+                                  problems=problems, title=args["title"])
+            paths = output_paths(args["dest"], args["formats"], args["basename"], args["prometheus_path"])
+            if "json" in paths:
+                # Same findings as the last report: keep its time so a re-run changes nothing.
+                previous = _same_but(paths["json"], json.loads(render(report, "json")), "generated_at")
+                if previous is not None and parse_time(previous):
+                    report["generated_at"] = previous
+            result_files = []
+            if args["results_dir"] and args["write_results"] and not check_mode:
+                result_files = self._write_results(args["results_dir"], live)
+            if not check_mode:
+                os.makedirs(args["dest"], exist_ok=True)
+            changed_files = write_report(report, paths, junit_fail_on=args["junit_fail_on"],
+                                         unknown_fails=args["unknown_fails"], check_mode=check_mode)
+        except (ReportError, OSError) as exc:
+            result.update(failed=True, msg="Failed to build the fleet report: %s" % to_native(exc))
+            return result
+
+        tripped = gate(report, args["fail_on"], args["unknown_fails"])
+        result.update(
+            changed=bool(changed_files or result_files),
+            report_files=paths,
+            changed_files=sorted(changed_files.values()),
+            result_files=result_files,
+            totals=report["totals"],
+            problems=report["problems"],
+            summary=summary_lines(report, args["worst"]),
+            gate={"fail_on": args["fail_on"], "hosts": [{"host": h, "level": lvl} for h, lvl in tripped]},
+        )
+        if tripped:
+            names = ", ".join("%s (%s)" % item for item in tripped[:10])
+            more = " and %d more" % (len(tripped) - 10) if len(tripped) > 10 else ""
+            result.update(failed=True, msg="%d host(s) at or above exposure level '%s': %s%s. The report is in %s." % (
+                len(tripped), args["fail_on"], names, more, args["dest"]))
+        else:
+            result["msg"] = "Fleet report of %d hosts written to %s" % (report["totals"]["hosts"], args["dest"])
+        return result

@@ -1,0 +1,485 @@
+# -*- coding: utf-8 -*-
+# Copyright: oomguard.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The fleet report model: per-host records in, one normalised report out.
+
+Controller-side and pure apart from the small file helpers at the end
+(reading a results directory, atomic writes). Everything a host sent is
+copied field by field from a known list, so keys nobody asked for (and the
+credentials they might carry) never reach an output, and free text is run
+through :func:`redact_text` on the way in.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import tempfile
+
+from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import REDACTED, redact_args
+
+REPORT_SCHEMA = 1
+RESULT_SCHEMA = 1
+
+SAFE_LEVELS = ("ok", "low", "medium", "high", "critical")
+UNKNOWN = "unknown"
+LEVELS = SAFE_LEVELS + (UNKNOWN,)
+LEVEL_RANK = {"ok": 0, "low": 1, "medium": 2, "high": 3, "critical": 4, UNKNOWN: -1}
+# Display order, worst first; unknown sits above ok because it is never safe.
+_LEVEL_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, UNKNOWN: 4, "ok": 5}
+
+SOURCE_PLAY = "play"
+SOURCE_RESULTS = "results"
+SOURCE_NONE = "none"
+
+REASON_NO_RESULT = "no result"
+REASON_FAILED = "unreachable or failed in this play"
+
+_MAX_TEXT = 500
+_MAX_LIST = 200
+
+FIGURE_KEYS = (
+    "mem_total_kb",
+    "mem_available_kb",
+    "unkillable_rss_kb",
+    "unkillable_share_pct",
+    "killable_rss_kb",
+    "sunreclaim_kb",
+    "sunreclaim_pct",
+    "process_count",
+    "unkillable_count",
+)
+
+# On top of the argv redaction the host side already applies (procfs.redact_args),
+# free text may carry bearer tokens or cloud key ids.
+_REDACTIONS = (
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + REDACTED),
+    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), REDACTED),
+    (re.compile(r"\bLTAI[0-9A-Za-z]{12,30}\b"), REDACTED),
+)
+
+
+# Line breaks and other control characters would break a CSV row, a Markdown table or a console line.
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
+class ReportError(Exception):
+    """A report could not be built or written; the message says what to do."""
+
+
+def redact_text(value):
+    """Mask anything that looks like a credential in free text."""
+    text = " ".join(redact_args(str(value).split(" ")))
+    for pattern, repl in _REDACTIONS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def _text(value, limit=_MAX_TEXT):
+    if value is None or isinstance(value, (dict, list, tuple, set)):
+        return None
+    text = _CONTROL.sub(" ", redact_text(value))
+    if len(text) > limit:
+        text = text[:limit - 3] + "..."
+    return text
+
+
+def _number(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if value != value or value in (float("inf"), float("-inf")):  # NaN / inf
+        return None
+    return value
+
+
+def _int(value):
+    value = _number(value)
+    if value is None:
+        return None
+    return int(value)
+
+
+def _dict(value):
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value):
+    if not isinstance(value, (list, tuple)):
+        return []
+    return list(value)[:_MAX_LIST]
+
+
+def parse_time(value):
+    """ISO 8601 text -> aware UTC datetime, or None when it does not parse."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        stamp = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=datetime.timezone.utc)
+    return stamp.astimezone(datetime.timezone.utc)
+
+
+def format_time(stamp):
+    return stamp.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+
+def level_at_or_above(level, threshold, unknown_fails=True):
+    """True when ``level`` meets a gate at ``threshold`` (``none`` never trips)."""
+    if threshold in (None, "none"):
+        return False
+    if level == UNKNOWN:
+        return bool(unknown_fails)
+    return LEVEL_RANK.get(level, -1) >= LEVEL_RANK[threshold]
+
+
+def _finding(raw):
+    raw = _dict(raw)
+    severity = raw.get("severity")
+    return {
+        "id": _text(raw.get("id"), 40),
+        "severity": severity if severity in SAFE_LEVELS else UNKNOWN,
+        "message": _text(raw.get("message")),
+        "pids": [p for p in (_int(x) for x in _list(raw.get("pids"))) if p is not None],
+    }
+
+
+def _str(limit=_MAX_TEXT):
+    return lambda value: _text(value, limit)
+
+
+# Field -> converter, per kind of row; only these fields ever leave a host's data.
+_FLAGGED_FIELDS = (("pid", _int), ("name", _str(64)), ("unit", _str(200)), ("oom_score_adj", _int),
+                   ("rss_kb", _int), ("rule", _str(40)))
+_SNAPSHOT_FIELDS = (("snapshot_id", _str(100)), ("disk_id", _str(100)), ("status", _str(40)), ("progress", _number))
+_SNAPSHOTS_FIELDS = (("status", _str(40)), ("message", _str()), ("provider", _str(40)), ("instance_id", _str(100)),
+                     ("region", _str(60)), ("run_id", _str(100)))
+_CHANGE_FIELDS = (("pid", _int), ("name", _str(64)), ("unit", _str(200)), ("old", _int), ("new", _int),
+                  ("persist", _str(40)), ("dropin", _str(300)))
+_CHANGES_FIELDS = (("mode", _str(20)), ("status", _str(40)), ("reason", _str()), ("run_id", _str(100)))
+
+
+def _pick(raw, fields):
+    raw = _dict(raw)
+    return dict((key, convert(raw.get(key))) for key, convert in fields)
+
+
+def _flagged(raw):
+    return _pick(raw, _FLAGGED_FIELDS)
+
+
+def _snapshots(raw):
+    if not isinstance(raw, dict):
+        return None
+    out = _pick(raw, _SNAPSHOTS_FIELDS)
+    out["snapshots"] = [_pick(s, _SNAPSHOT_FIELDS) for s in _list(raw.get("snapshots"))]
+    return out
+
+
+def _changes(raw):
+    if not isinstance(raw, dict):
+        return None
+    out = _pick(raw, _CHANGES_FIELDS)
+    out["changes"] = [_pick(c, _CHANGE_FIELDS) for c in _list(raw.get("changes"))]
+    return out
+
+
+def _finding_order(finding):
+    return -LEVEL_RANK.get(finding["severity"], -1)
+
+
+def host_entry(host, record=None, failed_reason=None):
+    """One host of the report from a record (see :func:`make_record`), or a stub.
+
+    ``failed_reason`` forces the level to ``unknown`` (the play lost the host)
+    while keeping whatever the host reported before it was lost.
+    """
+    record = record or {}
+    raw = record.get("exposure")
+    exposure = _dict(raw)
+    level = exposure.get("level")
+    reason = _text(exposure.get("reason"))
+    if record.get("failed"):
+        failed_reason = record["failed"]
+    if not record:
+        level, reason = UNKNOWN, REASON_NO_RESULT
+    elif failed_reason:
+        level, reason = UNKNOWN, _text(failed_reason)
+    elif not isinstance(raw, dict):
+        level, reason = UNKNOWN, "no exposure in the result; run the assess role on this host"
+    elif level not in LEVELS:
+        level, reason = UNKNOWN, _text("exposure level %r is not one of %s" % (level, ", ".join(LEVELS)))
+    figures_raw = _dict(exposure.get("figures"))
+    findings = sorted((_finding(f) for f in _list(exposure.get("findings"))), key=_finding_order)
+    return {
+        "host": _text(host, 255),
+        "level": level,
+        "reason": reason if level == UNKNOWN else None,
+        "source": record.get("source", SOURCE_NONE),
+        "run_id": _text(record.get("run_id"), 100),
+        "checked_at": _text(exposure.get("checked_at"), 40),
+        "written_at": _text(record.get("written_at"), 40),
+        "figures": dict((key, _number(figures_raw.get(key))) for key in FIGURE_KEYS),
+        "findings": findings,
+        "flagged": [_flagged(f) for f in _list(exposure.get("flagged"))],
+        "snapshots": _snapshots(record.get("snapshots")),
+        "changes": _changes(record.get("changes")),
+    }
+
+
+def make_record(host, exposure=None, snapshots=None, changes=None, run_id=None,
+                written_at=None, failed=None, source=SOURCE_PLAY):
+    """A per-host result in the data-contract shape (plus report-only keys)."""
+    record = {
+        "schema": RESULT_SCHEMA,
+        "host": host,
+        "run_id": run_id,
+        "written_at": written_at,
+        "exposure": exposure,
+        "snapshots": snapshots,
+        "changes": changes,
+    }
+    if failed:
+        record["failed"] = failed
+    record["source"] = source
+    return record
+
+
+FACT_KEYS = ("oomguard_exposure", "oomguard_snapshots", "oomguard_changes")
+
+
+def records_from_facts(hosts, facts, lost, written_at, run_id=None):
+    """Records for the hosts this play saw: ``facts`` maps host -> {FACT_KEYS...}.
+
+    A host in ``lost`` (unreachable or failed) gets a record that makes it
+    ``unknown``; a host with no exposure that the play did not lose gets no
+    record at all, so an older result file or "no result" speaks for it.
+    A record's time is the assessment's own ``checked_at``, so re-reporting
+    an unchanged assessment gives an unchanged report.
+    """
+    records = []
+    for host in hosts:
+        host_facts = facts.get(host) or {}
+        exposure = host_facts.get("oomguard_exposure")
+        failed = REASON_FAILED if host in lost else None
+        if exposure is None and not failed:
+            continue
+        host_run_id = run_id
+        for key in ("oomguard_changes", "oomguard_snapshots"):
+            value = host_facts.get(key)
+            if not host_run_id and isinstance(value, dict) and value.get("run_id"):
+                host_run_id = value["run_id"]
+        stamp = parse_time(exposure.get("checked_at")) if isinstance(exposure, dict) and not failed else None
+        records.append(make_record(host, exposure, host_facts.get("oomguard_snapshots"), host_facts.get("oomguard_changes"),
+                                   run_id=host_run_id, written_at=format_time(stamp) if stamp else written_at, failed=failed))
+    return records
+
+
+def result_file_payload(record):
+    """What goes into ``<results_dir>/<host>.json``: contract keys, normalised."""
+    entry = host_entry(record["host"], record)
+    exposure = None
+    if isinstance(record.get("exposure"), dict) or entry["level"] == UNKNOWN:
+        exposure = {
+            "schema": 1,
+            "host": entry["host"],
+            "level": entry["level"],
+            "reason": entry["reason"],
+            "checked_at": entry["checked_at"],
+            "findings": entry["findings"],
+            "figures": entry["figures"],
+            "flagged": entry["flagged"],
+        }
+    return {
+        "schema": RESULT_SCHEMA,
+        "host": entry["host"],
+        "run_id": entry["run_id"],
+        "written_at": record.get("written_at"),
+        "exposure": exposure,
+        "snapshots": entry["snapshots"],
+        "changes": entry["changes"],
+    }
+
+
+def parse_result(data, origin):
+    """Validate one decoded result file; return a record or raise ReportError."""
+    if not isinstance(data, dict):
+        raise ReportError("%s: expected a JSON object, got %s" % (origin, type(data).__name__))
+    if data.get("schema") != RESULT_SCHEMA:
+        raise ReportError("%s: unsupported schema %r (this report reads schema %d)" % (origin, data.get("schema"), RESULT_SCHEMA))
+    host = data.get("host")
+    if not isinstance(host, str) or not host:
+        raise ReportError("%s: missing 'host'" % origin)
+    if parse_time(data.get("written_at")) is None:
+        raise ReportError("%s: 'written_at' %r is not an ISO 8601 time" % (origin, data.get("written_at")))
+    return make_record(host, data.get("exposure"), data.get("snapshots"), data.get("changes"),
+                       run_id=data.get("run_id"), written_at=data.get("written_at"), source=SOURCE_RESULTS)
+
+
+def merge_records(records):
+    """Newest ``written_at`` per host wins; on a tie the play beats a file.
+
+    Returns ``{host: record}``. Records without a parseable time lose to any
+    record that has one.
+    """
+    best = {}
+    epoch = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+    for record in records:
+        stamp = parse_time(record.get("written_at")) or epoch
+        key = (stamp, 1 if record.get("source") == SOURCE_PLAY else 0)
+        current = best.get(record["host"])
+        if current is None or key > current[0]:
+            best[record["host"]] = (key, record)
+    return dict((host, item[1]) for host, item in best.items())
+
+
+def _host_order(entry):
+    share = entry["figures"]["unkillable_share_pct"]
+    return (_LEVEL_ORDER[entry["level"]], -(share if share is not None else -1), entry["host"])
+
+
+def build_report(records, expected_hosts=(), failed_hosts=None, generated_at=None, run_id=None,
+                 problems=(), title=None):
+    """Merge records and build the report model (a dict shaped by docs/report-schema.json).
+
+    ``expected_hosts`` appear even without a record (``unknown``, "no result");
+    ``failed_hosts`` maps host -> reason for hosts the play lost.
+    """
+    failed_hosts = failed_hosts or {}
+    merged = merge_records(records)
+    for host in expected_hosts:
+        merged.setdefault(host, None)
+    hosts = []
+    for host, record in merged.items():
+        reason = failed_hosts.get(host) if record is None or record.get("source") == SOURCE_PLAY else None
+        hosts.append(host_entry(host, record, failed_reason=reason))
+    hosts.sort(key=_host_order)
+
+    by_level = dict((level, 0) for level in LEVELS)
+    sources = {SOURCE_PLAY: 0, SOURCE_RESULTS: 0, SOURCE_NONE: 0}
+    unkillable_kb = 0
+    flagged = snapshots = changed = 0
+    for entry in hosts:
+        by_level[entry["level"]] += 1
+        sources[entry["source"]] += 1
+        unkillable_kb += entry["figures"]["unkillable_rss_kb"] or 0
+        flagged += len(entry["flagged"])
+        if entry["snapshots"]:
+            snapshots += len(entry["snapshots"]["snapshots"])
+        if entry["changes"] and entry["changes"]["status"] == "changed":
+            changed += 1
+    generated_at = generated_at or utc_now()
+    return {
+        "schema": REPORT_SCHEMA,
+        "title": _text(title or "oomguard fleet report", 200),
+        "generated_at": format_time(generated_at),
+        "run_id": _text(run_id, 100),
+        "totals": {
+            "hosts": len(hosts),
+            "by_level": by_level,
+            "unkillable_rss_kb": unkillable_kb,
+            "flagged_processes": flagged,
+            "snapshots": snapshots,
+            "changed_hosts": changed,
+        },
+        "sources": sources,
+        "problems": [{"file": _text(p.get("file"), 300), "error": _text(p.get("error"))} for p in problems],
+        "hosts": hosts,
+    }
+
+
+def top_finding(entry):
+    return entry["findings"][0] if entry["findings"] else None
+
+
+def gate(report, threshold, unknown_fails=True):
+    """Hosts at or above ``threshold`` as ``[(host, level)]``, worst first."""
+    return [(e["host"], e["level"]) for e in report["hosts"] if level_at_or_above(e["level"], threshold, unknown_fails)]
+
+
+def summary_lines(report, worst=5):
+    """The short console summary: counts per level and the worst hosts."""
+    totals = report["totals"]
+    counts = ", ".join("%s %d" % (level, totals["by_level"][level]) for level in reversed(LEVELS[:-1]))
+    lines = ["%d hosts: %s, unknown %d" % (totals["hosts"], counts, totals["by_level"][UNKNOWN])]
+    shown = [e for e in report["hosts"] if e["level"] != "ok"][:max(worst, 0)]
+    for entry in shown:
+        finding = top_finding(entry)
+        if entry["level"] == UNKNOWN:
+            detail = entry["reason"] or "unknown"
+        elif finding:
+            detail = "%s %s" % (finding["id"], finding["message"])
+        else:
+            detail = "no findings"
+        lines.append("%s [%s] %s" % (entry["host"], entry["level"], detail))
+    rest = totals["hosts"] - totals["by_level"]["ok"] - len(shown)
+    if rest > 0:
+        lines.append("... and %d more not ok; see the report files" % rest)
+    for problem in report["problems"]:
+        lines.append("skipped result file %s: %s" % (problem["file"], problem["error"]))
+    return lines
+
+
+# ---- files ---------------------------------------------------------------
+
+def safe_host_filename(host):
+    """``<host>.json`` with path separators and leading dots made harmless."""
+    name = re.sub(r"[^A-Za-z0-9._@:+-]", "_", host).lstrip(".") or "_"
+    return name + ".json"
+
+
+def read_results_dir(path):
+    """Read every ``*.json`` under ``path``; bad files become problems, never a crash."""
+    records, problems = [], []
+    try:
+        names = sorted(os.listdir(path))
+    except FileNotFoundError:
+        return records, problems
+    except OSError as exc:
+        raise ReportError("Failed to read results directory %s: %s; check the path and its permissions" % (path, exc.strerror or exc))
+    for name in names:
+        if not name.endswith(".json") or name.startswith("."):
+            continue
+        full = os.path.join(path, name)
+        try:
+            with open(full, "rb") as handle:
+                data = json.loads(handle.read().decode("utf-8"))
+            records.append(parse_result(data, name))
+        except ReportError as exc:
+            problems.append({"file": name, "error": str(exc).split(": ", 1)[-1]})
+        except (OSError, ValueError) as exc:
+            problems.append({"file": name, "error": "unreadable: %s" % (getattr(exc, "strerror", None) or exc)})
+    return records, problems
+
+
+def atomic_write(path, text, mode=0o644):
+    """Write text to path so readers see the old or the new file, never half of one.
+
+    The temporary file sits in the same directory (same filesystem) and starts
+    with a dot, which node_exporter's textfile collector ignores (it reads
+    ``*.prom`` only).
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
