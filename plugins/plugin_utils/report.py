@@ -179,19 +179,12 @@ def _flagged(raw):
     return _pick(raw, _FLAGGED_FIELDS)
 
 
-def _snapshots(raw):
+def _section(raw, fields, rows_key, row_fields):
+    """A snapshots or changes section: its fields plus its list of rows; None when absent."""
     if not isinstance(raw, dict):
         return None
-    out = _pick(raw, _SNAPSHOTS_FIELDS)
-    out["snapshots"] = [_pick(s, _SNAPSHOT_FIELDS) for s in _list(raw.get("snapshots"))]
-    return out
-
-
-def _changes(raw):
-    if not isinstance(raw, dict):
-        return None
-    out = _pick(raw, _CHANGES_FIELDS)
-    out["changes"] = [_pick(c, _CHANGE_FIELDS) for c in _list(raw.get("changes"))]
+    out = _pick(raw, fields)
+    out[rows_key] = [_pick(row, row_fields) for row in _list(raw.get(rows_key))]
     return out
 
 
@@ -233,8 +226,8 @@ def host_entry(host, record=None, failed_reason=None):
         "figures": dict((key, _number(figures_raw.get(key))) for key in FIGURE_KEYS),
         "findings": findings,
         "flagged": [_flagged(f) for f in _list(exposure.get("flagged"))],
-        "snapshots": _snapshots(record.get("snapshots")),
-        "changes": _changes(record.get("changes")),
+        "snapshots": _section(record.get("snapshots"), _SNAPSHOTS_FIELDS, "snapshots", _SNAPSHOT_FIELDS),
+        "changes": _section(record.get("changes"), _CHANGES_FIELDS, "changes", _CHANGE_FIELDS),
     }
 
 
