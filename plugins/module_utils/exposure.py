@@ -17,6 +17,8 @@ import datetime
 import json
 import re
 
+from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import OomguardError
+
 try:
     import jmespath
     from jmespath.exceptions import JMESPathError
@@ -61,7 +63,7 @@ _RULE_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-class ExposureError(Exception):
+class ExposureError(OomguardError):
     """Bad input to the rules: an option, an allowlist entry or a custom rule."""
 
 
@@ -92,10 +94,12 @@ def human_kb(kb):
     return "%d KiB" % kb  # pragma: no cover - loop always returns
 
 
-def _pct(part, whole):
-    if not whole:
+def _pct(part, whole, digits=1):
+    """Percentage for display (rounded); rules compare with digits=None so 9.96% stays below 10%."""
+    if not whole or part is None:
         return None
-    return round(100.0 * float(part or 0) / float(whole), 1)
+    value = 100.0 * float(part) / float(whole)
+    return value if digits is None else round(value, digits)
 
 
 def _num(value):
@@ -194,16 +198,20 @@ def figures_of(oom, slabinfo=None, evidence=None):
     sunreclaim = meminfo.get("sunreclaim_kb")
     if sunreclaim is None and isinstance(slabinfo, dict):
         sunreclaim = (slabinfo.get("meminfo") or {}).get("sunreclaim_kb")
+    # Global init is never chosen by the OOM killer (mm/oom_kill.c), so its RSS is not killable memory.
+    init = [p for p in oom.get("processes") or [] if isinstance(p, dict) and p.get("pid") == 1
+            and p.get("oom_score_adj") != UNKILLABLE_ADJ]
+    killable = max(0, (summary.get("killable_rss_kb") or 0) - sum(p.get("rss_kb") or 0 for p in init))
     figures = {
         "mem_total_kb": total,
         "mem_available_kb": meminfo.get("mem_available_kb"),
-        "available_pct": _pct(meminfo.get("mem_available_kb"), total) if meminfo.get("mem_available_kb") is not None else None,
+        "available_pct": _pct(meminfo.get("mem_available_kb"), total),
         "unkillable_rss_kb": summary.get("unkillable_rss_kb", 0),
         "unkillable_share_pct": _pct(summary.get("unkillable_rss_kb", 0), total),
-        "killable_rss_kb": summary.get("killable_rss_kb", 0),
-        "killable_share_pct": _pct(summary.get("killable_rss_kb", 0), total),
+        "killable_rss_kb": killable,
+        "killable_share_pct": _pct(killable, total),
         "sunreclaim_kb": sunreclaim,
-        "sunreclaim_pct": _pct(sunreclaim, total) if sunreclaim is not None else None,
+        "sunreclaim_pct": _pct(sunreclaim, total),
         "lru_kb": meminfo.get("lru_kb"),
         "process_count": summary.get("process_count"),
         "unkillable_count": summary.get("unkillable_count"),
@@ -223,7 +231,7 @@ def _finding(rule_id, severity, message, pids=()):
 
 
 def rule_oom001(oom, figures, opts):
-    share = figures["unkillable_share_pct"] or 0.0
+    share = _pct(figures["unkillable_rss_kb"], figures["mem_total_kb"], None) or 0.0
     if share >= opts["unkillable_critical_pct"]:
         severity = "critical"
     elif share >= opts["unkillable_high_pct"]:
@@ -260,7 +268,7 @@ def rule_oom002(oom, figures, opts):
             continue
         name, rss = proc.get("name"), proc.get("rss_kb") or 0
         parent = by_pid.get(proc.get("ppid"))
-        share = _pct(rss, total) or 0.0
+        share = _pct(rss, total, None) or 0.0
         severity = "high" if share >= opts["unallowed_high_pct"] else "medium"
         if name in allow:
             if rss <= allow[name]:
@@ -283,24 +291,29 @@ def rule_oom002(oom, figures, opts):
 
 
 def rule_oom003(oom, figures, opts):
-    killable, available = figures["killable_share_pct"], figures["available_pct"]
+    total = figures["mem_total_kb"]
+    killable, available = _pct(figures["killable_rss_kb"], total, None), _pct(figures["mem_available_kb"], total, None)
     if killable is None or available is None:
         return []
     if killable >= opts["killable_min_pct"] or available >= opts["available_low_pct"]:
         return []
-    largest = (oom["summary"].get("largest_killable") or {})
-    largest_text = ("; the largest killable process is %s" % _describe(largest)) if largest.get("pid") else \
-        "; no killable process was found"
+    largest = oom["summary"].get("largest_killable") or {}
+    largest_text = ""
+    if not figures["killable_rss_kb"]:
+        largest_text = "; nothing but init is killable"
+    elif largest.get("pid") not in (None, 1):
+        largest_text = "; the largest killable process is %s" % _describe(largest)
     message = ("Only %s of killable RSS (%s%% of MemTotal %s, below %s%%) is left for the OOM killer to free while "
                "MemAvailable is %s (%s%%, below %s%%): the precondition of 'Out of memory and no killable processes'%s"
                % (human_kb(figures["killable_rss_kb"]), _fmt_pct(killable), human_kb(figures["mem_total_kb"]),
                   _fmt_pct(opts["killable_min_pct"]), human_kb(figures["mem_available_kb"]), _fmt_pct(available),
                   _fmt_pct(opts["available_low_pct"]), largest_text))
-    return [_finding("OOM003", "critical" if not largest.get("pid") else "high", message)]
+    return [_finding("OOM003", "high" if figures["killable_rss_kb"] else "critical", message)]
 
 
 def rule_slab001(oom, figures, opts):
-    sunreclaim, pct, lru = figures["sunreclaim_kb"], figures["sunreclaim_pct"], figures["lru_kb"]
+    sunreclaim, lru = figures["sunreclaim_kb"], figures["lru_kb"]
+    pct = _pct(sunreclaim, figures["mem_total_kb"], None)
     if sunreclaim is None:
         return []
     findings = []
@@ -501,6 +514,8 @@ def assess(facts, host=None, options=None, custom_rules=None, now=None):
         skipped.append({"id": "SLAB002", "reason": "slabinfo facts were not gathered"})
     elif not (slabinfo.get("growth") or {}).get("baseline"):
         why = "no slab baseline yet: the next run shows growth since this one"
+        if (slabinfo.get("growth") or {}).get("message"):
+            why = "no slab baseline yet (%s)" % slabinfo["growth"]["message"]
         if not slabinfo.get("available", True):
             why = "slabinfo unavailable: %s" % (slabinfo.get("reason") or "no reason given")
         elif "growth" not in slabinfo:
