@@ -203,3 +203,15 @@ def summarize(snapshots):
 def progress_lines(snapshots):
     """One human line per snapshot, for progress output."""
     return ['%s (%s): %s %d%%' % (s['snapshot_id'], s['disk_id'], s['status'], s['progress']) for s in snapshots]
+
+
+def cloud_argument_spec():
+    """The options of the doc fragment oomguard.fleet.cloud."""
+    return dict(
+        endpoint_url=dict(type='str'),
+        access_key=dict(type='str', aliases=['access_key_id'], no_log=False),
+        secret_key=dict(type='str', aliases=['access_key_secret'], no_log=True),
+        security_token=dict(type='str', aliases=['session_token'], no_log=True),
+        retries=dict(type='int', default=6),
+        retry_delay=dict(type='float', default=1.0),
+    )

@@ -95,7 +95,6 @@ class SnapshotRun(object):
             'disk_id': disk['disk_id'],
             'disk_type': disk['type'],
             'device': disk.get('device') or '',
-            'inventory_hostname': self.req.get('inventory_hostname') or self.req['instance_id'],
         }
 
     def plan(self):

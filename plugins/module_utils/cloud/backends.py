@@ -1,0 +1,33 @@
+# -*- coding: utf-8 -*-
+# Copyright: oomguard.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pick and build the snapshot backend for a provider. Private to the oomguard.fleet collection."""
+
+from __future__ import annotations
+
+from ansible_collections.oomguard.fleet.plugins.module_utils.cloud import alicloud, aws
+
+
+class MissingSdk(Exception):
+    def __init__(self, library, import_error):
+        super().__init__(library)
+        self.library = library
+        self.import_error = import_error
+
+
+def build_backend(provider, params):
+    """A backend for ``provider`` from module params; raises MissingSdk or CloudError."""
+    region = params['region']
+    retry = dict(retries=max(1, params.get('retries') or 1), retry_base=params.get('retry_delay') or 0.0,
+                 retry_cap=20 * (params.get('retry_delay') or 0.0))
+    if provider == 'alicloud':
+        if alicloud.SDK_IMPORT_ERROR:
+            raise MissingSdk(alicloud.SDK_NAME, alicloud.SDK_IMPORT_ERROR)
+        return alicloud.AlicloudBackend(region, params.get('endpoint_url'), alicloud.credentials_from(params), **retry)
+    if provider == 'aws':
+        if aws.SDK_IMPORT_ERROR:
+            raise MissingSdk(aws.SDK_NAME, aws.SDK_IMPORT_ERROR)
+        creds = {'aws_access_key_id': params.get('access_key'), 'aws_secret_access_key': params.get('secret_key'),
+                 'aws_session_token': params.get('security_token')}
+        return aws.AwsBackend(region, params.get('endpoint_url'), creds, **retry)
+    raise ValueError('unknown provider %r' % provider)

@@ -1,0 +1,169 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: oomguard.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: cloud_instance_facts
+short_description: Find out which cloud instance a host is, from inventory or the metadata service
+version_added: 0.1.0
+description:
+  - Sets C(ansible_facts.cloud_instance) with the provider, instance id, region and zone of the host,
+    which M(oomguard.fleet.disk_snapshot) needs.
+  - When O(instance_id) and O(region) are given (pass the inventory variables that dynamic inventory plugins set),
+    they are used as they are and no metadata service is called.
+  - Otherwise it runs on the host and asks the instance metadata service with its token flow,
+    Alibaba Cloud's hardened mode (C(PUT /latest/api/token) with C(X-aliyun-ecs-metadata-token-ttl-seconds),
+    then the C(X-aliyun-ecs-metadata-token) header) at V(http://100.100.100.200),
+    or AWS IMDSv2 (C(X-aws-ec2-metadata-token-ttl-seconds), then C(X-aws-ec2-metadata-token)) at V(http://169.254.169.254).
+author:
+  - oomguard.fleet maintainers
+extends_documentation_fragment:
+  - oomguard.fleet.cloud
+options:
+  provider:
+    description:
+      - The cloud to ask. V(auto) tries Alibaba Cloud first, then AWS.
+    type: str
+    choices: [auto, alicloud, aws]
+    default: auto
+  instance_id:
+    description:
+      - The instance id from inventory. With O(region) it skips the metadata call.
+    type: str
+  region:
+    description:
+      - The region from inventory. With O(instance_id) it skips the metadata call.
+    type: str
+  zone:
+    description:
+      - The zone from inventory, reported as given when the metadata call is skipped.
+    type: str
+  metadata_url:
+    description:
+      - Base URL of the metadata service, instead of the provider's link-local address.
+      - With O(provider=auto) both token flows are tried against this one URL.
+    type: str
+  timeout:
+    description:
+      - Seconds to wait for each metadata request.
+    type: float
+    default: 2.0
+  token_ttl:
+    description:
+      - Lifetime in seconds asked for the metadata session token (1 to 21600).
+    type: int
+    default: 300
+notes:
+  - The options of the C(oomguard.fleet.cloud) fragment (credentials, O(endpoint_url), retries) are accepted so that one
+    C(module_defaults) entry for C(group/oomguard.fleet.cloud) serves both modules of the group; the metadata service needs none of them.
+attributes:
+  check_mode:
+    support: full
+    details: Only reads; runs the same in check mode.
+  diff_mode:
+    support: none
+  facts:
+    support: full
+  platform:
+    platforms: posix
+seealso:
+  - module: oomguard.fleet.disk_snapshot
+'''
+
+EXAMPLES = r'''
+- name: Identify the instance (inventory variables win, else the metadata service)
+  oomguard.fleet.cloud_instance_facts:
+    instance_id: "{{ instance_id | default(omit) }}"
+    region: "{{ region | default(omit) }}"
+
+- name: Ask the AWS metadata service through a local relay
+  oomguard.fleet.cloud_instance_facts:
+    provider: aws
+    metadata_url: http://127.0.0.1:8169
+'''
+
+RETURN = r'''
+ansible_facts:
+  description: Facts about the instance.
+  returned: always
+  type: dict
+  contains:
+    cloud_instance:
+      description: The instance identity.
+      type: dict
+      returned: always
+      contains:
+        provider:
+          description: V(alicloud) or V(aws); null when taken from inventory with O(provider=auto).
+          type: str
+          sample: alicloud
+        instance_id:
+          description: The instance id.
+          type: str
+          sample: i-bp1g6zv0ce8oghu7k5jd
+        region:
+          description: The region id.
+          type: str
+          sample: cn-hangzhou
+        zone:
+          description: The zone id, null when unknown.
+          type: str
+          sample: cn-hangzhou-h
+        source:
+          description: V(inventory) or V(metadata).
+          type: str
+          sample: metadata
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.urls import open_url
+from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
+
+from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import CloudError, cloud_argument_spec
+from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.metadata import detect, from_inventory
+
+
+def fetch(method, url, headers, timeout):
+    """One metadata request; connection failures are status 0, never exceptions."""
+    try:
+        response = open_url(url, method=method, headers=headers, timeout=timeout, use_proxy=False, follow_redirects='none')
+        return response.getcode(), response.read().decode('utf-8', 'replace')
+    except HTTPError as exc:
+        return exc.code, ''
+    except (URLError, OSError, ValueError) as exc:
+        return 0, str(exc)
+
+
+def main():
+    spec = cloud_argument_spec()
+    spec.update(
+        provider=dict(type='str', choices=['auto', 'alicloud', 'aws'], default='auto'),
+        instance_id=dict(type='str'),
+        region=dict(type='str'),
+        zone=dict(type='str'),
+        metadata_url=dict(type='str'),
+        timeout=dict(type='float', default=2.0),
+        token_ttl=dict(type='int', default=300),
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    params = module.params
+    if not 1 <= params['token_ttl'] <= 21600:
+        module.fail_json(msg='token_ttl must be between 1 and 21600 seconds, got %d' % params['token_ttl'])
+    identity = from_inventory(params['provider'], params['instance_id'], params['region'], params['zone'])
+    if identity:
+        identity['source'] = 'inventory'
+    else:
+        try:
+            identity = detect(params['provider'], fetch, params['metadata_url'], params['token_ttl'], params['timeout'])
+        except CloudError as exc:
+            module.fail_json(msg=str(exc))
+        identity['source'] = 'metadata'
+    module.exit_json(changed=False, ansible_facts={'cloud_instance': identity})
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,336 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: oomguard.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: disk_snapshot
+short_description: Snapshot every disk of a cloud instance, wait, tag and keep the newest N
+version_added: 0.1.0
+description:
+  - Snapshots the disks of one Alibaba Cloud ECS or AWS EC2 instance in parallel, before anything on the host changes.
+  - Every snapshot is tagged C(oomguard:managed-by=oomguard.fleet) and C(oomguard:run-id=<run id>).
+    A second call with the same O(run_id) finds those snapshots and creates none
+    (Alibaba Cloud also gets a C(ClientToken) per run and disk, so a retried request cannot make a second snapshot).
+  - With O(wait=true) the module polls until every snapshot is accomplished, one fails, or O(wait_timeout) passes.
+    A failed snapshot or a timeout fails the task, and the result still lists each snapshot id with its state.
+  - O(retention) deletes older snapshots that this collection made of the same disk, keeping the newest N.
+    Snapshots without the C(oomguard:managed-by) tag are never deleted, and older snapshots of a disk are only
+    deleted once this run's snapshot of that disk is accomplished.
+  - Run it on the controller (C(delegate_to=localhost)); the role M(oomguard.fleet.snapshot) does that for a whole play.
+author:
+  - oomguard.fleet maintainers
+extends_documentation_fragment:
+  - oomguard.fleet.cloud
+options:
+  provider:
+    description:
+      - Which cloud the instance runs in.
+      - V(alicloud) uses the ECS API through C(alibabacloud_ecs20140526) and C(alibabacloud_tea_openapi).
+      - V(aws) uses the EC2 API through C(boto3).
+    type: str
+    required: true
+    choices: [alicloud, aws]
+  region:
+    description:
+      - The region of the instance, for example V(cn-hangzhou) or V(us-east-1).
+    type: str
+    required: true
+  instance_id:
+    description:
+      - The instance whose disks to snapshot, for example V(i-bp1abc...) or V(i-0abc...).
+    type: str
+    required: true
+  disks:
+    description:
+      - Which disks to snapshot. V(all), V(system) (the boot disk), V(data) (every other disk), or disk/volume ids.
+      - Ids that are not attached to the instance are an error.
+    type: list
+    elements: str
+    default: [all]
+  name:
+    description:
+      - Template of each snapshot's name (the C(Name) tag on AWS).
+      - Fields C({run_id}), C({instance_id}), C({disk_id}), C({disk_type}), C({device}).
+      - Must give 2 to 128 characters and may not start with C(auto), C(http://) or C(https://).
+    type: str
+    default: 'oomguard-{run_id}-{disk_id}'
+  description:
+    description:
+      - Template of each snapshot's description, with the fields of O(name).
+    type: str
+    default: 'oomguard.fleet snapshot of {disk_type} disk {disk_id} of {instance_id}, run {run_id}'
+  tags:
+    description:
+      - Extra tags for every snapshot. The C(oomguard:*) tags are always set and win over these.
+    type: dict
+    default: {}
+  run_id:
+    description:
+      - The id of this run, tagged on every snapshot and the key of idempotence.
+      - When omitted, a new id C(oomguard-<UTC time>-<random>) is made, so every call creates snapshots.
+    type: str
+  wait:
+    description:
+      - Wait until every snapshot is accomplished (or failed, or O(wait_timeout) passes).
+      - With V(false) the module returns right after creating, with the states of that moment.
+    type: bool
+    default: true
+  wait_timeout:
+    description:
+      - Seconds to wait with O(wait=true).
+    type: int
+    default: 1800
+  poll_interval:
+    description:
+      - Seconds between two looks at the snapshots' progress while waiting.
+    type: float
+    default: 5.0
+  on_timeout:
+    description:
+      - What a timeout does. V(fail) fails the task with the states so far.
+        V(return) returns them with RV(timed_out=true) and RV(status=progressing), for callers that poll in rounds.
+    type: str
+    choices: [fail, return]
+    default: fail
+  retention:
+    description:
+      - Keep the newest N snapshots per disk that this collection made (this run's included) and delete the older ones.
+      - V(0) keeps everything.
+    type: int
+    default: 0
+attributes:
+  check_mode:
+    support: full
+    details: Lists the snapshots it would create (RV(would_create)) and delete (RV(would_delete)); creates and deletes nothing.
+  diff_mode:
+    support: full
+    details: The ids of this collection's snapshots of the run before and after.
+  platform:
+    platforms: posix
+    description: Runs where the SDKs are installed, normally the controller.
+seealso:
+  - module: oomguard.fleet.cloud_instance_facts
+  - name: Snapshots in oomguard.fleet
+    description: Credentials, endpoints, retention, progress output and the RAM/IAM permissions needed.
+    link: https://github.com/oomguard/fleet/blob/main/docs/snapshots.md
+'''
+
+EXAMPLES = r'''
+- name: Snapshot all disks of an ECS instance and wait
+  oomguard.fleet.disk_snapshot:
+    provider: alicloud
+    region: cn-hangzhou
+    instance_id: i-bp1g6zv0ce8oghu7k5jd
+    run_id: "{{ oomguard_run_id }}"
+    retention: 3
+  delegate_to: localhost
+
+- name: Start snapshots of the data disks of an EC2 instance without waiting
+  oomguard.fleet.disk_snapshot:
+    provider: aws
+    region: eu-west-1
+    instance_id: i-0123456789abcdef0
+    disks: [data]
+    wait: false
+    tags:
+      ticket: OPS-4711
+  delegate_to: localhost
+  register: started
+
+- name: Credentials once for the cloud action group, from a vault
+  module_defaults:
+    group/oomguard.fleet.cloud:
+      access_key: "{{ vault_ecs_access_key }}"
+      secret_key: "{{ vault_ecs_secret_key }}"
+  block:
+    - name: Snapshot before the change
+      oomguard.fleet.disk_snapshot:
+        provider: alicloud
+        region: cn-shanghai
+        instance_id: "{{ instance_id }}"
+      delegate_to: localhost
+'''
+
+RETURN = r'''
+run_id:
+  description: The run id tagged on the snapshots.
+  returned: always
+  type: str
+  sample: oomguard-20261129T020000Z-4711
+provider:
+  description: The cloud.
+  returned: always
+  type: str
+  sample: alicloud
+instance_id:
+  description: The instance.
+  returned: always
+  type: str
+  sample: i-bp1g6zv0ce8oghu7k5jd
+region:
+  description: The region.
+  returned: always
+  type: str
+  sample: cn-hangzhou
+status:
+  description: V(ok) when every snapshot is accomplished (or would be created in check mode), V(progressing), or V(failed).
+  returned: always
+  type: str
+  sample: ok
+message:
+  description: A one-line summary.
+  returned: always
+  type: str
+  sample: '3 snapshots: 3 accomplished'
+snapshots:
+  description: This run's snapshots, one per selected disk, with their latest state.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    snapshot_id:
+      description: The snapshot id.
+      type: str
+      sample: s-bp1c2j8d3cwx8i5zzmrs
+    disk_id:
+      description: The disk (volume) id.
+      type: str
+      sample: d-bp1bq5g3dxxo1x4o0gpm
+    name:
+      description: The snapshot name.
+      type: str
+      sample: oomguard-oomguard-20261129T020000Z-4711-d-bp1bq5g3dxxo1x4o0gpm
+    status:
+      description: V(progressing), V(accomplished) or V(failed).
+      type: str
+      sample: accomplished
+    progress:
+      description: Percent done.
+      type: int
+      sample: 100
+    created_at:
+      description: When the cloud started the snapshot (UTC), null until the cloud lists it.
+      type: str
+      sample: '2026-11-29T02:00:03Z'
+progress:
+  description: One line per snapshot, C(<snapshot id> (<disk id>) <status> <percent>%).
+  returned: always
+  type: list
+  elements: str
+  sample: ['s-bp1c2j8d3cwx8i5zzmrs (d-bp1bq5g3dxxo1x4o0gpm): progressing 40%']
+disks:
+  description: The selected disks.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{disk_id: d-bp1bq5g3dxxo1x4o0gpm, type: system, device: /dev/xvda, size_gb: 40}]
+created:
+  description: Ids of the snapshots this call created.
+  returned: always
+  type: list
+  elements: str
+  sample: [s-bp1c2j8d3cwx8i5zzmrs]
+reused:
+  description: Ids of this run's snapshots that already existed, so were not created again.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+would_create:
+  description: In check mode, the snapshots a real run would create.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{disk_id: d-bp1bq5g3dxxo1x4o0gpm, name: oomguard-run1-d-bp1bq5g3dxxo1x4o0gpm}]
+deleted:
+  description: Ids of older snapshots of ours deleted by O(retention).
+  returned: always
+  type: list
+  elements: str
+  sample: [s-bp1aaaa8d3cwx8i5zzmr]
+would_delete:
+  description: In check mode, the ids O(retention) would delete.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+timed_out:
+  description: Whether O(wait_timeout) passed before every snapshot finished.
+  returned: always
+  type: bool
+  sample: false
+'''
+
+import datetime
+import random
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.backends import MissingSdk, build_backend
+from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import CloudError, cloud_argument_spec
+from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.runner import SnapshotRun, SnapshotRunError
+
+
+def argument_spec():
+    spec = cloud_argument_spec()
+    spec.update(
+        provider=dict(type='str', required=True, choices=['alicloud', 'aws']),
+        region=dict(type='str', required=True),
+        instance_id=dict(type='str', required=True),
+        disks=dict(type='list', elements='str', default=['all']),
+        name=dict(type='str', default='oomguard-{run_id}-{disk_id}'),
+        description=dict(type='str', default='oomguard.fleet snapshot of {disk_type} disk {disk_id} of {instance_id}, run {run_id}'),
+        tags=dict(type='dict', default={}),
+        run_id=dict(type='str'),
+        wait=dict(type='bool', default=True),
+        wait_timeout=dict(type='int', default=1800),
+        poll_interval=dict(type='float', default=5.0),
+        on_timeout=dict(type='str', choices=['fail', 'return'], default='fail'),
+        retention=dict(type='int', default=0),
+    )
+    return spec
+
+
+def new_run_id():
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
+    return 'oomguard-%s-%04d' % (stamp, random.SystemRandom().randint(0, 9999))
+
+
+def diff_of(result):
+    before = sorted(result['reused'] + result['deleted'] + result['would_delete'])
+    gone = set(result['deleted'] + result['would_delete'])
+    after = sorted([s for s in before if s not in gone] + result['created']
+                   + ['(new snapshot of %s)' % item['disk_id'] for item in result['would_create']])
+    return {'before': {'snapshots': before}, 'after': {'snapshots': after}}
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    params = dict(module.params)
+    for key in ('wait_timeout', 'retention'):
+        if params[key] < 0:
+            module.fail_json(msg='%s must be 0 or more, got %d' % (key, params[key]))
+    if params['poll_interval'] <= 0:
+        module.fail_json(msg='poll_interval must be more than 0, got %s' % params['poll_interval'])
+    params['run_id'] = params['run_id'] or new_run_id()
+    try:
+        backend = build_backend(params['provider'], params)
+    except MissingSdk as exc:
+        module.fail_json(msg=missing_required_lib(exc.library), exception=exc.import_error)
+    except CloudError as exc:
+        module.fail_json(msg=str(exc))
+    try:
+        result = SnapshotRun(backend, params, check_mode=module.check_mode).run()
+    except SnapshotRunError as exc:
+        module.fail_json(msg=str(exc), **exc.result)
+    if module._diff:
+        result['diff'] = diff_of(result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
