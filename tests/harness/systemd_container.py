@@ -105,6 +105,7 @@ class SystemdContainer:
     def __init__(self, name_prefix="oomguard-systemd"):
         self.name = "%s-%d-%d" % (name_prefix, os.getpid(), int(time.time() * 1000) % 10**8)
         self.container_id = None
+        self.pythonpath = None
 
     def __enter__(self):
         self.start()
@@ -157,6 +158,35 @@ class SystemdContainer:
 
     def show(self, unit, prop):
         return self.exec("systemctl", "show", "-p", prop, "--value", unit).stdout.strip()
+
+    def install_collection(self, repo_root, dest="/opt/oomguard"):
+        """Copy the collection's plugins and ansible's module_utils in, so that a module runs with
+        ``python3 -m ansible_collections.oomguard.fleet.plugins.modules.<name> <args.json>``."""
+        import ansible  # the controller's own ansible-core: same module_utils the modules ship with
+
+        ansible_dir = os.path.dirname(ansible.__file__)
+        coll = dest + "/ansible_collections/oomguard/fleet"
+        self.exec("mkdir", "-p", coll, dest + "/ansible")
+        self.copy_in(os.path.join(repo_root, "plugins"), coll + "/plugins")
+        for name in ("__init__.py", "release.py", "_vendor", "module_utils"):
+            self.copy_in(os.path.join(ansible_dir, name), dest + "/ansible/" + name)
+        for pkg in (dest + "/ansible_collections", dest + "/ansible_collections/oomguard", coll):
+            self.exec("touch", pkg + "/__init__.py")
+        self.pythonpath = dest
+        return dest
+
+    def run_module(self, name, args, env=None):
+        """Run one collection module in the container; returns (rc, parsed JSON result or raw output)."""
+        import json
+
+        self.write_file("/tmp/oomguard-args.json", json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+        environ = dict(env or {}, PYTHONPATH=self.pythonpath)
+        proc = self.exec("python3", "-m", "ansible_collections.oomguard.fleet.plugins.modules." + name,
+                         "/tmp/oomguard-args.json", env=environ, check=False)
+        try:
+            return proc.returncode, json.loads(proc.stdout)
+        except ValueError:
+            return proc.returncode, {"stdout": proc.stdout, "stderr": proc.stderr}
 
     def stop(self):
         if self.container_id is None:

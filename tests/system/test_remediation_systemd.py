@@ -1,0 +1,149 @@
+# Copyright (c) oomguard.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""oom_score_adj and oom_rollback against real systemd (PID 1 in a podman container)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from ansible_collections.oomguard.fleet.tests.harness import systemd_container as sc
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+UNIT = "oomtest.service"
+DROPIN = "/etc/systemd/system/oomtest.service.d/50-oomguard.conf"
+UNIT_TEXT = "[Unit]\nDescription=holds memory at -1000\n[Service]\nExecStart=/bin/sleep infinity\nOOMScoreAdjust=-1000\n"
+
+
+@pytest.fixture(scope="module")
+def image():
+    reason = sc.unavailable_reason()
+    if reason:
+        pytest.skip("real systemd in podman: " + reason)
+    try:
+        return sc.ensure_image()
+    except sc.HarnessUnavailable as exc:
+        pytest.skip("real systemd in podman: %s" % exc)
+
+
+@pytest.fixture
+def box(image):
+    container = sc.SystemdContainer()
+    container.start()
+    try:
+        container.install_collection(REPO)
+        container.write_file("/etc/systemd/system/" + UNIT, UNIT_TEXT)
+        container.exec("systemctl", "daemon-reload")
+        container.exec("systemctl", "start", UNIT)
+        assert container.show(UNIT, "OOMScoreAdjust") == "-1000"
+        yield container
+    finally:
+        container.stop()
+    assert sc.podman("container", "exists", container.name, check=False).returncode != 0
+
+
+def journal_records(box):
+    return [json.loads(line) for line in box.read_file("/var/lib/oomguard/journal.jsonl").splitlines()]
+
+
+def reset_args(**extra):
+    args = {"unit": UNIT, "value": 0, "persist": "systemd", "run_id": "oomguard-20261129T020000Z-1"}
+    args.update(extra)
+    return args
+
+
+def test_reset_reload_restart_then_rollback_restores_minus_1000(box):
+    rc, result = box.run_module("oom_score_adj", reset_args())
+    assert rc == 0, result
+    assert result["changed"] is True and result["daemon_reload"] is True
+    assert result["dropins"] == [{"unit": UNIT, "path": DROPIN, "action": "created"}]
+    assert box.show(UNIT, "OOMScoreAdjust") == "0"  # after daemon-reload, before any restart
+    assert "OOMScoreAdjust=0" in box.read_file(DROPIN)
+    assert box.exec("stat", "-c", "%a", "/var/lib/oomguard", "/var/lib/oomguard/journal.jsonl").stdout.split() == ["700", "600"]
+
+    box.exec("systemctl", "restart", UNIT)
+    assert box.show(UNIT, "OOMScoreAdjust") == "0"
+    main_pid = box.show(UNIT, "MainPID")
+    assert box.exec("cat", "/proc/%s/oom_score_adj" % main_pid).stdout.strip() == "0"
+
+    rc, again = box.run_module("oom_score_adj", reset_args())
+    assert rc == 0 and again["changed"] is False and again["daemon_reload"] is False
+
+    rc, undo = box.run_module("oom_rollback", {"rollback_run_id": "oomguard-20261129T020000Z-1"})
+    assert rc == 0, undo
+    assert undo["changed"] is True and undo["daemon_reload"] is True
+    assert undo["dropins"] == [{"unit": UNIT, "path": DROPIN, "action": "removed"}]
+    assert box.show(UNIT, "OOMScoreAdjust") == "-1000"
+    assert not box.path_exists(DROPIN) and not box.path_exists(os.path.dirname(DROPIN))
+    box.exec("systemctl", "restart", UNIT)
+    assert box.show(UNIT, "OOMScoreAdjust") == "-1000"
+
+    rc, undo_again = box.run_module("oom_rollback", {})
+    assert rc == 0 and undo_again["changed"] is False and undo_again["already_rolled_back"] is True
+    ops = [(r["op"], r["state"]) for r in journal_records(box)]
+    assert ops.count(("rollback-complete", "done")) == 1
+
+
+def test_restart_option_restarts_the_unit_and_check_mode_touches_nothing(box):
+    before_pid = box.show(UNIT, "MainPID")
+    rc, preview = box.run_module("oom_score_adj", reset_args(restart=True, _ansible_check_mode=True, _ansible_diff=True))
+    assert rc == 0 and preview["changed"] is True
+    assert preview["diff"][0]["before"] == "" and "OOMScoreAdjust=0" in preview["diff"][0]["after"]
+    assert not box.path_exists(DROPIN) and not box.path_exists("/var/lib/oomguard/journal.jsonl")
+    assert box.show(UNIT, "MainPID") == before_pid
+
+    rc, result = box.run_module("oom_score_adj", reset_args(restart=True))
+    assert rc == 0 and result["restarted"] == [UNIT]
+    assert box.show(UNIT, "MainPID") != before_pid
+    assert box.show(UNIT, "OOMScoreAdjust") == "0"
+
+
+def test_fixture_process_at_minus_1000_reset_and_rolled_back_with_real_systemd(box):
+    # A real -1000 process cannot exist without CAP_SYS_RESOURCE: the runtime half uses a fixture
+    # procfs (writes land in its files) while the drop-in half talks to the real systemd.
+    tree = "/tmp/fixture-proc/4242"
+    box.exec("mkdir", "-p", tree)
+    box.write_file(tree + "/stat", "4242 (java) S 1 4242 4242 0 -1 4194560 0 0 0 0 3 2 0 0 20 0 40 0 1500 0 0\n")
+    box.write_file(tree + "/oom_score_adj", "-1000\n")
+    box.write_file(tree + "/cgroup", "0::/system.slice/%s\n" % UNIT)
+    box.write_file(tree + "/cmdline", "java\0-jar\0app.jar\0")
+    rc, result = box.run_module("oom_score_adj", reset_args(unit=None, name="java", proc_path="/tmp/fixture-proc"))
+    assert rc == 0, result
+    assert result["changes"] == [{"pid": 4242, "name": "java", "unit": UNIT, "old": -1000, "new": 0,
+                                  "persist": "systemd", "dropin": DROPIN}]
+    assert box.read_file(tree + "/oom_score_adj").strip() == "0"
+    assert box.show(UNIT, "OOMScoreAdjust") == "0"
+
+    rc, undo = box.run_module("oom_rollback", {"proc_path": "/tmp/fixture-proc"})
+    assert rc == 0, undo
+    assert [(p["pid"], p["old"], p["new"]) for p in undo["restored"]] == [(4242, 0, -1000)]
+    assert box.read_file(tree + "/oom_score_adj").strip() == "-1000"
+    assert box.show(UNIT, "OOMScoreAdjust") == "-1000" and not box.path_exists(DROPIN)
+
+
+@pytest.mark.parametrize("crash_at", [1, 2])
+def test_killed_after_journal_write_then_rollback_is_consistent(box, crash_at):
+    tree = "/tmp/fixture-proc/4242"
+    box.exec("mkdir", "-p", tree)
+    box.write_file(tree + "/stat", "4242 (java) S 1 4242 4242 0 -1 4194560 0 0 0 0 3 2 0 0 20 0 40 0 1500 0 0\n")
+    box.write_file(tree + "/oom_score_adj", "-1000\n")
+    box.write_file(tree + "/cgroup", "0::/system.slice/%s\n" % UNIT)
+    box.write_file(tree + "/cmdline", "java\0")
+    rc, killed = box.run_module("oom_score_adj", reset_args(unit=None, name="java", proc_path="/tmp/fixture-proc"),
+                                env={"OOMGUARD_TEST_CRASH_AFTER_INTENT": str(crash_at)})
+    assert rc == -9 or rc == 137, killed  # SIGKILL: no result at all, like a play killed mid-task
+    records = journal_records(box)
+    assert records[-1]["state"] == "intent"  # the intent was fsynced, the change never reported
+    assert box.read_file(tree + "/oom_score_adj").strip() == "-1000"  # runtime change never made
+    assert box.path_exists(DROPIN) is (crash_at == 2)  # crash 2 happens after the drop-in was written
+
+    rc, undo = box.run_module("oom_rollback", {"proc_path": "/tmp/fixture-proc"})
+    assert rc == 0, undo  # the lock died with the killed process
+    assert undo["changed"] is (crash_at == 2)
+    assert not box.path_exists(DROPIN) and not box.path_exists(os.path.dirname(DROPIN))
+    assert box.read_file(tree + "/oom_score_adj").strip() == "-1000"
+    assert box.show(UNIT, "OOMScoreAdjust") == "-1000"
+    rc, again = box.run_module("oom_rollback", {"proc_path": "/tmp/fixture-proc"})
+    assert rc == 0 and again["changed"] is False
