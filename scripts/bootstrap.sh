@@ -12,7 +12,7 @@ profile="${1:-test}"
 # (sshd for the namespace fleet, podman for real systemd, chromium for the HTML report).
 demo_pkgs=(python3-venv procps iproute2)
 test_pkgs=(shellcheck podman runc debootstrap chromium tini openssh-server openssh-client
-           iproute2 procps python3-venv git rsync)
+           iproute2 procps python3-venv git rsync systemd-journal-remote)
 if [ "$profile" = demo ]; then pkgs=("${demo_pkgs[@]}"); else pkgs=("${test_pkgs[@]}"); fi
 
 missing=()
