@@ -297,7 +297,7 @@ def read_journal(root, since, max_bytes, run_command, journalctl, events):
             record["reason"] = "no persistent journal under %s" % persistent_dir
             return record
         argv.append("--directory=%s" % persistent_dir)
-    record["path"] = " ".join(argv[1:])
+    record["path"] = " ".join(argv)
     rc, out, err = run_command(argv)
     if rc != 0:
         record["reason"] = "journalctl exited %s: %s" % (rc, " ".join((err or out or "").split())[:200])

@@ -29,6 +29,10 @@ description:
     C(-p secret), C(-u user:pass), C(Authorization:) headers, credentials in URLs), then truncated to O(cmdline_max).
   - With O(gather_subset=slabinfo) the module also returns C(ansible_facts.slabinfo) exactly as
     M(oomguard.fleet.slabinfo_facts) does, in the same round trip.
+  - With O(gather_subset=evidence) it also returns C(ansible_facts.oom_evidence) - past OOM kills and the panic
+    strings C(Out of memory and no killable processes) and C(System is deadlocked on memory) found in the journal's
+    kernel messages across boots, C(/var/log/kern.log) or C(/var/log/messages), C(/sys/fs/pstore) and kdump's
+    C(/var/crash/*/vmcore-dmesg.txt), within O(evidence_days) and O(evidence_max_bytes) per source.
 author:
   - oomguard.fleet maintainers
 extends_documentation_fragment:
@@ -54,7 +58,7 @@ options:
         M(oomguard.fleet.slabinfo_facts)); V(all) gathers every subset.
     type: list
     elements: str
-    choices: [all, oom, slabinfo]
+    choices: [all, oom, slabinfo, evidence]
     default: [oom]
   adj_threshold:
     description:
@@ -94,6 +98,23 @@ options:
       - With O(gather_subset=slabinfo), the baseline file on the managed host.
     type: path
     default: /var/lib/oomguard/slabinfo-baseline.json
+  evidence_root:
+    description:
+      - With O(gather_subset=evidence), the directory that holds C(var/log), C(var/crash) and C(sys/fs/pstore).
+      - Point it at a copy of a host's files (a fixture tree, a mounted disk) to search those instead. When it is
+        not C(/), C(journalctl) reads only the persistent journal under it (C(--directory)).
+    type: path
+    default: /
+  evidence_days:
+    description:
+      - With O(gather_subset=evidence), only entries from the last this many days count. V(0) means no time bound.
+    type: int
+    default: 30
+  evidence_max_bytes:
+    description:
+      - With O(gather_subset=evidence), read at most this many bytes from the end (newest part) of each source.
+    type: int
+    default: 4194304
 seealso:
   - module: oomguard.fleet.slabinfo_facts
 """
@@ -112,6 +133,13 @@ EXAMPLES = r"""
   oomguard.fleet.oom_score_facts:
     gather_subset: [oom, slabinfo]
     slabinfo_baseline: store
+  become: true
+
+- name: Everything the assess role uses, in one round trip
+  oomguard.fleet.oom_score_facts:
+    gather_subset: [oom, slabinfo, evidence]
+    slabinfo_baseline: store
+    evidence_days: 90
   become: true
 
 - name: Every process, for a comparison with ps
@@ -196,16 +224,48 @@ ansible_facts:
       returned: when O(gather_subset) includes V(slabinfo)
       type: dict
       sample: {schema: 1, available: false, reason: /proc/slabinfo is readable by root only; run the task with become true}
+    oom_evidence:
+      description:
+        - Incident evidence. C(sources) says, per source (C(journal), C(kern.log), C(messages), C(pstore), C(kdump)),
+          whether it was C(read), how many C(bytes) and C(files), whether it was C(truncated) to
+          O(evidence_max_bytes), and the C(reason) it was not read (C(absent), journalctl missing, no persistent
+          journal); the journal entry also says whether the journal is C(persistent).
+        - C(oom_kills) counts C(Killed process N (name)) lines (C(count), C(memcg_count) for kills inside a memory
+          cgroup, C(newest_at), C(victims) by name with counts, and the newest C(events)); C(panics) counts
+          OOM panics (C(no_killable_count), C(deadlocked_count), C(panic_on_oom_count), C(newest_at), C(events)).
+          One event seen in several sources is counted once. Times are ISO 8601 UTC.
+      returned: when O(gather_subset) includes V(evidence)
+      type: dict
+      sample:
+        schema: 1
+        since_days: 30
+        since: "2026-10-30T02:00:00Z"
+        checked_at: "2026-11-29T02:00:00Z"
+        bytes_read: 1487
+        sources:
+          - {name: kdump, path: /var/crash, read: true, bytes: 1487, files: 1, truncated: false, events: 1, reason: null}
+        oom_kills: {count: 0, memcg_count: 0, newest_at: null, victims: [], events: []}
+        panics:
+          count: 1
+          no_killable_count: 1
+          deadlocked_count: 0
+          panic_on_oom_count: 0
+          newest_at: "2026-11-28T03:04:05Z"
+          events:
+            - {at: "2026-11-28T03:04:05Z", kinds: [no_killable], sources: [kdump],
+               line: "[28663.625375] Kernel panic - not syncing: Out of memory and no killable processes..."}
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.oomguard.fleet.plugins.module_utils.evidence import gather_evidence
 from ansible_collections.oomguard.fleet.plugins.module_utils.oom_facts import gather_oom_facts
 from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import OomguardError
 from ansible_collections.oomguard.fleet.plugins.module_utils.slabinfo import gather_slabinfo_facts
 
 
-def _oom(params, check_mode):
+def _oom(module):
+    params = module.params
     return gather_oom_facts(
         proc_path=params["proc_path"],
         adj_threshold=params["adj_threshold"],
@@ -215,20 +275,33 @@ def _oom(params, check_mode):
     )
 
 
-def _slabinfo(params, check_mode):
+def _slabinfo(module):
+    params = module.params
     return gather_slabinfo_facts(
         proc_path=params["proc_path"],
         top=params["slabinfo_top"],
         baseline=None if params["slabinfo_baseline"] == "none" else params["slabinfo_baseline"],
         baseline_path=params["slabinfo_baseline_path"],
-        check_mode=check_mode,
+        check_mode=module.check_mode,
     )
 
 
-# gather_subset name -> (fact name, function(params, check_mode) -> facts)
+def _evidence(module):
+    params = module.params
+    return gather_evidence(
+        root=params["evidence_root"],
+        since_days=params["evidence_days"],
+        max_bytes=params["evidence_max_bytes"],
+        run_command=lambda argv: module.run_command(argv, environ_update={"LC_ALL": "C", "SYSTEMD_COLORS": "0"}),
+        journalctl=module.get_bin_path("journalctl"),
+    )
+
+
+# gather_subset name -> (fact name, function(module) -> facts)
 SUBSETS = {
     "oom": ("oom", _oom),
     "slabinfo": ("slabinfo", _slabinfo),
+    "evidence": ("oom_evidence", _evidence),
 }
 
 
@@ -250,18 +323,23 @@ def main():
             slabinfo_top=dict(type="int", default=20),
             slabinfo_baseline=dict(type="str", default="none", choices=["none", "compare", "store"]),
             slabinfo_baseline_path=dict(type="path", default="/var/lib/oomguard/slabinfo-baseline.json"),
+            evidence_root=dict(type="path", default="/"),
+            evidence_days=dict(type="int", default=30),
+            evidence_max_bytes=dict(type="int", default=4194304),
         ),
         supports_check_mode=True,
     )
     params = module.params
-    for name in ("top_killable", "cmdline_max", "slabinfo_top"):
+    for name in ("top_killable", "cmdline_max", "slabinfo_top", "evidence_days"):
         if params[name] < 0:
             module.fail_json(msg="%s must be 0 or a positive number, not %d" % (name, params[name]))
+    if params["evidence_max_bytes"] < 1:
+        module.fail_json(msg="evidence_max_bytes must be at least 1, not %d" % params["evidence_max_bytes"])
     facts = {}
     for subset in selected_subsets(params["gather_subset"]):
         fact_name, gather = SUBSETS[subset]
         try:
-            facts[fact_name] = gather(params, module.check_mode)
+            facts[fact_name] = gather(module)
         except OomguardError as exc:
             module.fail_json(msg="Failed to gather %s facts: %s" % (subset, exc), ansible_facts=facts)
     module.exit_json(changed=False, ansible_facts=facts)
