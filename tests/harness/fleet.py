@@ -52,17 +52,18 @@ PYTHON = '/usr/bin/python3'
 
 # Runs as PID 1's child inside the host's namespaces. Everything it mounts lives in
 # this mount namespace only (unshare makes propagation private) and goes with it.
+# /etc, /var/lib and /root get a per-host writable layer over the real ones (so the
+# state directory stays readable even under /root); /run is a fresh tmpfs.
 # $1 host name, $2 sshd_config path.
 INIT_SCRIPT = r'''
 set -eu
 mount -t tmpfs -o mode=0755,size=64m oomguard-run /run
-mkdir -p /run/sshd /run/oomguard/etc-upper /run/oomguard/etc-work \
-         /run/oomguard/varlib-upper /run/oomguard/varlib-work
-mount -t overlay -o lowerdir=/etc,upperdir=/run/oomguard/etc-upper,workdir=/run/oomguard/etc-work \
-      oomguard-etc /etc
-mount -t overlay -o lowerdir=/var/lib,upperdir=/run/oomguard/varlib-upper,workdir=/run/oomguard/varlib-work \
-      oomguard-varlib /var/lib
-mount -t tmpfs -o mode=0700,size=64m oomguard-root /root
+mkdir -p /run/sshd
+for dir in /etc /var/lib /root; do
+    layer=/run/oomguard/$(echo "$dir" | tr / _)
+    mkdir -p "$layer/upper" "$layer/work"
+    mount -t overlay -o "lowerdir=$dir,upperdir=$layer/upper,workdir=$layer/work" "oomguard$(echo "$dir" | tr / -)" "$dir"
+done
 hostname "$1"
 echo "$1" > /etc/hostname
 printf '127.0.1.1\t%s\n' "$1" >> /etc/hosts
@@ -198,6 +199,9 @@ class Fleet:
     def up(self, hosts, slot=None, prefix=DEFAULT_PREFIX, network=DEFAULT_NETWORK, extra_inventory=None):
         """Build the fleet; on any failure tear down what was made and re-raise."""
         self._preflight(hosts, prefix)
+        if os.path.commonpath([self.state_dir, '/run']) == '/run':
+            raise FleetError('the state directory %s is under /run, which each host replaces with its own tmpfs; '
+                             'use a directory under /tmp, /var/tmp or /root' % self.state_dir)
         os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
         if self.load() and self.state.get('status') != 'down':
             raise FleetError('%s already records a fleet (status %s); run `fleet.py down --state %s` first'

@@ -95,7 +95,7 @@ def test_each_host_has_its_own_hostname_processes_and_mounts(fleet3):
         procs = [line.split(None, 1) for line in lines[2:-1]]
         assert procs[0] == ['1', 'tini']
         assert len(procs) < 15, procs  # only the host's own: tini, sshd and this session
-        assert lines[-1] == 'tmpfs'
+        assert lines[-1] == 'overlay'
         seen[host['name']] = (host['address'], lines[0])
     assert len({addr for addr, _name in seen.values()}) == 3
     assert len({name for _addr, name in seen.values()}) == 3
@@ -256,6 +256,13 @@ def test_cli_round_trip_and_errors(tmp_path):
     assert not (tmp_path / 'copy.yml').exists()
     fleet = fleet_mod.Fleet(state_dir)
     assert_nothing_left(fleet, fleet.load())
+
+
+def test_state_under_run_is_refused():
+    fleet = fleet_mod.Fleet('/run/oomguard-fleet-test-state')
+    with pytest.raises(fleet_mod.FleetError, match='under /run, which each host replaces'):
+        fleet.up(1)
+    assert not os.path.exists(fleet.state_dir)
 
 
 def test_corrupt_state_file_is_a_clear_error(tmp_path):
