@@ -62,7 +62,7 @@ _REDACTIONS = (
 
 
 # Line breaks and other control characters would break a CSV row, a Markdown table or a console line.
-_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class ReportError(Exception):
@@ -205,10 +205,10 @@ def host_entry(host, record=None, failed_reason=None):
     reason = _text(exposure.get("reason"))
     if record.get("failed"):
         failed_reason = record["failed"]
-    if not record:
-        level, reason = UNKNOWN, REASON_NO_RESULT
-    elif failed_reason:
+    if failed_reason:
         level, reason = UNKNOWN, _text(failed_reason)
+    elif not record:
+        level, reason = UNKNOWN, REASON_NO_RESULT
     elif not isinstance(raw, dict):
         level, reason = UNKNOWN, "no exposure in the result; run the assess role on this host"
     elif level not in LEVELS:

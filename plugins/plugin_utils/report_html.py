@@ -32,6 +32,7 @@ body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu S
 header{background:#24292f;color:#fff;padding:18px 28px}
 header h1{margin:0 0 4px;font-size:22px;font-weight:600}
 header p{margin:0;color:#c9d1d9}
+header code{background:rgba(255,255,255,.14);color:#fff}
 main{padding:20px 28px 40px;max-width:1400px}
 section{background:#fff;border:1px solid var(--line);border-radius:8px;padding:16px 20px;margin:0 0 18px}
 h2{font-size:16px;margin:0 0 12px}
@@ -52,6 +53,7 @@ th button{all:unset;cursor:pointer;font-weight:600}
 th button::after{content:" \\2195";color:var(--mute)}
 th[aria-sort=ascending] button::after{content:" \\2191"}
 th[aria-sort=descending] button::after{content:" \\2193"}
+td.findings{min-width:340px;width:40%}
 td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
 tbody tr:hover{background:#f6f8fa}
 .lvl{display:inline-block;border-radius:10px;padding:1px 9px;color:#fff;font-size:12px;font-weight:600}
@@ -193,7 +195,7 @@ def render_html(report, chart_limit=40):
             '<td class="num" data-v="%s">%s</td>'
             '<td class="num" data-v="%s">%s</td>'
             '<td class="num" data-v="%s">%s</td>'
-            '<td data-v="%d">%s</td>'
+            '<td class="findings" data-v="%d">%s</td>'
             '<td data-v="%s">%s</td>'
             '<td data-v="%s">%s</td>'
             "</tr>" % (
