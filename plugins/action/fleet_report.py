@@ -17,10 +17,10 @@ from ansible_collections.oomguard.fleet.plugins.plugin_utils.report import (
     ReportError,
     atomic_write,
     build_report,
+    carry_over_times,
     format_time,
     gate,
     make_record,
-    parse_time,
     read_results_dir,
     records_from_facts,
     result_file_payload,
@@ -29,7 +29,7 @@ from ansible_collections.oomguard.fleet.plugins.plugin_utils.report import (
     utc_now,
 )
 from ansible_collections.oomguard.fleet.plugins.plugin_utils.report_formats import FORMATS
-from ansible_collections.oomguard.fleet.plugins.plugin_utils.report_output import output_paths, render, write_report
+from ansible_collections.oomguard.fleet.plugins.plugin_utils.report_output import output_paths, write_report
 
 ARGUMENT_SPEC = {
     "hosts": {"type": "list", "elements": "str"},
@@ -63,18 +63,21 @@ def _plain(value):
     return to_native(value)
 
 
-def _same_but(path, data, moving_key):
-    """True when the JSON file at path equals data apart from ``moving_key``; returns its value then."""
+def _load_json(path):
     try:
         with open(path, "r", encoding="utf-8") as handle:
-            old = json.load(handle)
+            return json.load(handle)
     except (OSError, ValueError):
         return None
+
+
+def _same_but(path, data, moving_key):
+    """True when the JSON file at path equals data apart from ``moving_key``."""
+    old = _load_json(path)
     if not isinstance(old, dict) or moving_key not in old:
-        return None
-    stamp = old[moving_key]
+        return False
     old[moving_key] = data.get(moving_key)
-    return stamp if old == data else None
+    return old == data
 
 
 class ActionModule(ActionBase):
@@ -97,7 +100,7 @@ class ActionModule(ActionBase):
         for record in records:
             payload = result_file_payload(record)
             path = os.path.join(results_dir, safe_host_filename(record["host"]))
-            if _same_but(path, payload, "written_at") is not None:
+            if _same_but(path, payload, "written_at"):
                 continue
             atomic_write(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
             written.append(path)
@@ -126,10 +129,8 @@ class ActionModule(ActionBase):
                                   problems=problems, title=args["title"])
             paths = output_paths(args["dest"], args["formats"], args["basename"], args["prometheus_path"])
             if "json" in paths:
-                # Same findings as the last report: keep its time so a re-run changes nothing.
-                previous = _same_but(paths["json"], json.loads(render(report, "json")), "generated_at")
-                if previous is not None and parse_time(previous):
-                    report["generated_at"] = previous
+                # Same findings as the last report: keep its times so a re-run changes nothing.
+                carry_over_times(_load_json(paths["json"]), report)
             result_files = []
             if args["results_dir"] and args["write_results"] and not check_mode:
                 result_files = self._write_results(args["results_dir"], live)

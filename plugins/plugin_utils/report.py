@@ -392,6 +392,42 @@ def build_report(records, expected_hosts=(), failed_hosts=None, generated_at=Non
     }
 
 
+def _volatile_times(report):
+    """The times a re-run moves although nothing was learnt: the report's own, and lost hosts'."""
+    times = {"generated_at": report.get("generated_at")}
+    for index, entry in enumerate(report.get("hosts") or ()):
+        if isinstance(entry, dict) and entry.get("source") == SOURCE_PLAY and entry.get("level") == UNKNOWN:
+            times[index] = entry.get("written_at")
+    return times
+
+
+def _with_times(report, times):
+    out = dict(report, generated_at=times.get("generated_at"))
+    out["hosts"] = [dict(entry, written_at=times[index]) if index in times else entry
+                    for index, entry in enumerate(report.get("hosts") or ())]
+    return out
+
+
+def carry_over_times(previous, report):
+    """Give ``report`` the times of ``previous`` when the two differ in those times only.
+
+    So re-reporting an unchanged fleet rewrites no file and reports no change.
+    Returns True when the times were carried over.
+    """
+    if not isinstance(previous, dict) or not isinstance(previous.get("hosts"), list):
+        return False
+    old_times = _volatile_times(previous)
+    if set(old_times) != set(_volatile_times(report)) or parse_time(old_times["generated_at"]) is None:
+        return False
+    if json.loads(json.dumps(_with_times(report, old_times))) != previous:
+        return False
+    report["generated_at"] = old_times["generated_at"]
+    for index, entry in enumerate(report["hosts"]):
+        if index in old_times:
+            entry["written_at"] = old_times[index]
+    return True
+
+
 def top_finding(entry):
     return entry["findings"][0] if entry["findings"] else None
 

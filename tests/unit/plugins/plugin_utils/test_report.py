@@ -280,3 +280,28 @@ def test_atomic_write_cleans_up_on_failure(tmp_path):
     with pytest.raises(UnicodeEncodeError):
         rp.atomic_write(str(path), "\ud800")  # lone surrogate: cannot be encoded
     assert os.listdir(str(tmp_path)) == []
+
+
+def _lost_and_found(now):
+    records = [rp.make_record("a", exposure("high", host="a"), written_at=T0),
+               rp.make_record("b", None, written_at=now, failed="unreachable")]
+    return rp.build_report(records, generated_at=rp.parse_time(now))
+
+
+def test_carry_over_times_when_only_times_moved():
+    first = json.loads(json.dumps(_lost_and_found(T0)))
+    second = _lost_and_found(T1)
+    assert rp.carry_over_times(first, second) is True
+    assert second == first
+
+
+def test_carry_over_times_refuses_real_changes():
+    first = json.loads(json.dumps(_lost_and_found(T0)))
+    second = _lost_and_found(T1)
+    second["hosts"][0]["level"] = "critical"
+    assert rp.carry_over_times(first, second) is False
+    assert second["generated_at"] == T1
+    assert rp.carry_over_times(None, second) is False
+    assert rp.carry_over_times({"hosts": "x"}, second) is False
+    broken = dict(first, generated_at="never")
+    assert rp.carry_over_times(broken, _lost_and_found(T1)) is False
