@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) oomguard.fleet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmark: the audit play against a ``ping`` play over the same namespace fleet.
@@ -89,8 +88,8 @@ def run_play(playbook, inventory, forks, workdir, extra_vars=()):
     proc = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True, check=False)
     elapsed = time.monotonic() - start
     if proc.returncode != 0:
-        raise RuntimeError('%s failed (rc=%d):\n%s\n%s' % (playbook, proc.returncode, proc.stdout[-4000:],
-                                                          proc.stderr[-2000:]))
+        tail = proc.stdout[-4000:] + '\n' + proc.stderr[-2000:]
+        raise RuntimeError('%s failed (rc=%d):\n%s' % (playbook, proc.returncode, tail))
     return elapsed
 
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) oomguard.fleet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A throwaway fleet of SSH hosts on one Linux machine, built from namespaces.
@@ -11,9 +10,9 @@ Every resource is written to ``<state>/state.json`` *before* it is made, so ``do
 (also run automatically when ``up`` fails) removes exactly what was made, and nothing
 that was not. Usage (as root)::
 
-    fleet.py up --hosts 3 --state /tmp/fleet
-    fleet.py inventory --state /tmp/fleet      # prints the inventory path
-    fleet.py down --state /tmp/fleet           # idempotent
+    python3 tests/harness/fleet.py up --hosts 3 --state /tmp/fleet
+    python3 tests/harness/fleet.py inventory --state /tmp/fleet      # prints the inventory path
+    python3 tests/harness/fleet.py down --state /tmp/fleet           # idempotent
 
 From Python::
 
@@ -64,6 +63,9 @@ for dir in /etc /var/lib /root; do
     mkdir -p "$layer/upper" "$layer/work"
     mount -t overlay -o "lowerdir=$dir,upperdir=$layer/upper,workdir=$layer/work" "oomguard$(echo "$dir" | tr / -)" "$dir"
 done
+# The collection's own state (baselines, journals) starts empty on every host.
+mkdir -p /var/lib/oomguard
+mount -t tmpfs -o mode=0700,size=16m oomguard-state /var/lib/oomguard
 hostname "$1"
 echo "$1" > /etc/hostname
 printf '127.0.1.1\t%s\n' "$1" >> /etc/hosts

@@ -103,6 +103,18 @@ def test_each_host_has_its_own_hostname_processes_and_mounts(fleet3):
         assert handle.read().strip() not in seen  # the overlay kept the real /etc untouched
 
 
+def test_writes_to_etc_var_lib_and_root_stay_on_the_host(fleet3):
+    first, second = fleet3.hosts[0], fleet3.hosts[1]
+    paths = ['/etc/oomguard-fleet-probe', '/var/lib/oomguard/fleet-probe', '/root/oomguard-fleet-probe']
+    assert ssh(fleet3, first, 'ls -A /var/lib/oomguard').strip() == ''  # the collection's state starts empty
+    ssh(fleet3, first, ' && '.join('echo %s > %s' % (first['name'], path) for path in paths))
+    assert ssh(fleet3, first, 'cat %s' % ' '.join(paths)).split() == [first['name']] * 3
+    seen = ssh(fleet3, second, 'for p in %s; do test -e $p && echo $p; done; true' % ' '.join(paths))
+    assert seen.strip() == ''
+    for path in paths:
+        assert not os.path.exists(path)
+
+
 def test_strict_host_key_checking_rejects_a_wrong_key(fleet3, tmp_path):
     other = tmp_path / 'known_hosts'
     host = fleet3.hosts[0]
