@@ -37,13 +37,43 @@ options:
   region:
     description:
       - The region of the instance, for example V(cn-hangzhou) or V(us-east-1).
+      - Required with O(instance_id); with O(instances) the default for entries that name no region.
     type: str
-    required: true
   instance_id:
     description:
       - The instance whose disks to snapshot, for example V(i-bp1abc...) or V(i-0abc...).
+      - Exactly one of O(instance_id) and O(instances) is required.
     type: str
-    required: true
+  instances:
+    description:
+      - Many instances in one call, snapshotted concurrently (O(concurrency) at a time) by one process on the controller.
+        This is how the role M(oomguard.fleet.snapshot) handles a whole play without starting a process per host.
+      - In this form the task does not fail when one instance fails; see RV(hosts) and RV(failed_hosts).
+    type: list
+    elements: dict
+    suboptions:
+      host:
+        description: A key for the result in RV(hosts), normally C(inventory_hostname). Defaults to the instance id.
+        type: str
+      instance_id:
+        description: The instance id.
+        type: str
+        required: true
+      region:
+        description: The region; defaults to O(region).
+        type: str
+  concurrency:
+    description:
+      - How many instances of O(instances) are worked on at the same time.
+    type: int
+    default: 16
+  progress_interval:
+    description:
+      - With O(instances) and O(wait=true), the seconds between two progress reports.
+      - The action plugin starts every snapshot, then waits in rounds of this length, printing a line per
+        snapshot, C(<host>: <snapshot id> (<disk id>) <status> <percent>%), after each round.
+    type: int
+    default: 15
   disks:
     description:
       - Which disks to snapshot. V(all), V(system) (the boot disk), V(data) (every other disk), or disk/volume ids.
@@ -57,7 +87,7 @@ options:
       - Fields C({run_id}), C({instance_id}), C({disk_id}), C({disk_type}), C({device}).
       - Must give 2 to 128 characters and may not start with C(auto), C(http://) or C(https://).
     type: str
-    default: 'oomguard-{run_id}-{disk_id}'
+    default: '{run_id}-{disk_id}'
   description:
     description:
       - Template of each snapshot's description, with the fields of O(name).
@@ -107,8 +137,11 @@ attributes:
     support: full
     details: Lists the snapshots it would create (RV(would_create)) and delete (RV(would_delete)); creates and deletes nothing.
   diff_mode:
+    support: partial
+    details: With O(instance_id), the ids of this run's snapshots before and after (O(instances) gives no diff).
+  action:
     support: full
-    details: The ids of this collection's snapshots of the run before and after.
+    details: An action plugin drives the waiting rounds and prints progress with O(instances).
   platform:
     platforms: posix
     description: Runs where the SDKs are installed, normally the controller.
@@ -141,6 +174,18 @@ EXAMPLES = r'''
   delegate_to: localhost
   register: started
 
+- name: Snapshot the instances of a whole play from one process
+  oomguard.fleet.disk_snapshot:
+    provider: alicloud
+    region: cn-hangzhou
+    run_id: "{{ oomguard_run_id }}"
+    instances:
+      - {host: web01, instance_id: i-bp1g6zv0ce8oghu7k5jd}
+      - {host: web02, instance_id: i-bp1c2j8d3cwx8i5zzmrs, region: cn-shanghai}
+  run_once: true
+  delegate_to: localhost
+  register: batch
+
 - name: Credentials once for the cloud action group, from a vault
   module_defaults:
     group/oomguard.fleet.cloud:
@@ -168,17 +213,17 @@ provider:
   sample: alicloud
 instance_id:
   description: The instance.
-  returned: always
+  returned: with O(instance_id)
   type: str
   sample: i-bp1g6zv0ce8oghu7k5jd
 region:
   description: The region.
-  returned: always
+  returned: with O(instance_id)
   type: str
   sample: cn-hangzhou
 status:
   description: V(ok) when every snapshot is accomplished (or would be created in check mode), V(progressing), or V(failed).
-  returned: always
+  returned: with O(instance_id)
   type: str
   sample: ok
 message:
@@ -188,7 +233,7 @@ message:
   sample: '3 snapshots: 3 accomplished'
 snapshots:
   description: This run's snapshots, one per selected disk, with their latest state.
-  returned: always
+  returned: with O(instance_id)
   type: list
   elements: dict
   contains:
@@ -218,71 +263,92 @@ snapshots:
       sample: '2026-11-29T02:00:03Z'
 progress:
   description: One line per snapshot, C(<snapshot id> (<disk id>) <status> <percent>%).
-  returned: always
+  returned: with O(instance_id)
   type: list
   elements: str
   sample: ['s-bp1c2j8d3cwx8i5zzmrs (d-bp1bq5g3dxxo1x4o0gpm): progressing 40%']
 disks:
   description: The selected disks.
-  returned: always
+  returned: with O(instance_id)
   type: list
   elements: dict
   sample: [{disk_id: d-bp1bq5g3dxxo1x4o0gpm, type: system, device: /dev/xvda, size_gb: 40}]
 created:
   description: Ids of the snapshots this call created.
-  returned: always
+  returned: with O(instance_id)
   type: list
   elements: str
   sample: [s-bp1c2j8d3cwx8i5zzmrs]
 reused:
   description: Ids of this run's snapshots that already existed, so were not created again.
-  returned: always
+  returned: with O(instance_id)
   type: list
   elements: str
   sample: []
 would_create:
   description: In check mode, the snapshots a real run would create.
-  returned: always
+  returned: with O(instance_id)
   type: list
   elements: dict
-  sample: [{disk_id: d-bp1bq5g3dxxo1x4o0gpm, name: oomguard-run1-d-bp1bq5g3dxxo1x4o0gpm}]
+  sample: [{disk_id: d-bp1bq5g3dxxo1x4o0gpm, name: run1-d-bp1bq5g3dxxo1x4o0gpm}]
 deleted:
   description: Ids of older snapshots of ours deleted by O(retention).
-  returned: always
+  returned: with O(instance_id)
   type: list
   elements: str
   sample: [s-bp1aaaa8d3cwx8i5zzmr]
 would_delete:
   description: In check mode, the ids O(retention) would delete.
-  returned: always
+  returned: with O(instance_id)
   type: list
   elements: str
   sample: []
 timed_out:
   description: Whether O(wait_timeout) passed before every snapshot finished.
-  returned: always
+  returned: with O(instance_id)
   type: bool
   sample: false
+hosts:
+  description:
+    - With O(instances), the result of each instance keyed by its O(instances[].host), with the keys above
+      plus C(failed) and, when failed, C(msg).
+  returned: when O(instances) is used
+  type: dict
+  sample: {web01: {status: ok, failed: false, message: '3 snapshots: 3 accomplished', snapshots: []}}
+failed_hosts:
+  description: With O(instances), the keys of the instances that failed.
+  returned: when O(instances) is used
+  type: list
+  elements: str
+  sample: []
 '''
 
 import datetime
 import random
+import threading
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.backends import MissingSdk, build_backend
 from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import CloudError, cloud_argument_spec
-from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.runner import SnapshotRun, SnapshotRunError
+from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.runner import SnapshotRun, SnapshotRunError, run_many
 
 
 def argument_spec():
     spec = cloud_argument_spec()
     spec.update(
         provider=dict(type='str', required=True, choices=['alicloud', 'aws']),
-        region=dict(type='str', required=True),
-        instance_id=dict(type='str', required=True),
+        region=dict(type='str'),
+        instance_id=dict(type='str'),
+        instances=dict(type='list', elements='dict', options=dict(
+            host=dict(type='str'),
+            instance_id=dict(type='str', required=True),
+            region=dict(type='str'),
+        )),
+        concurrency=dict(type='int', default=16),
+        progress_interval=dict(type='int', default=15),
         disks=dict(type='list', elements='str', default=['all']),
-        name=dict(type='str', default='oomguard-{run_id}-{disk_id}'),
+        name=dict(type='str', default='{run_id}-{disk_id}'),
         description=dict(type='str', default='oomguard.fleet snapshot of {disk_type} disk {disk_id} of {instance_id}, run {run_id}'),
         tags=dict(type='dict', default={}),
         run_id=dict(type='str'),
@@ -308,17 +374,65 @@ def diff_of(result):
     return {'before': {'snapshots': before}, 'after': {'snapshots': after}}
 
 
+def check_params(params):
+    """A message for the first invalid combination of options, else None."""
+    for key in ('wait_timeout', 'retention'):
+        if params[key] < 0:
+            return '%s must be 0 or more, got %d' % (key, params[key])
+    if params['poll_interval'] <= 0:
+        return 'poll_interval must be more than 0, got %s' % params['poll_interval']
+    if params['concurrency'] < 1:
+        return 'concurrency must be 1 or more, got %d' % params['concurrency']
+    if bool(params['instance_id']) == (params['instances'] is not None):
+        return 'give exactly one of instance_id and instances'
+    if params['instance_id'] and not params['region']:
+        return 'region is required with instance_id'
+    for entry in params['instances'] or []:
+        if not (entry['region'] or params['region']):
+            return 'instance %s has no region: set region on the entry or the region option' % entry['instance_id']
+    return None
+
+
+class BackendCache(object):
+    """One backend per region, shared by the threads (the SDK clients are thread-safe)."""
+
+    def __init__(self, params):
+        self.params = params
+        self.lock = threading.Lock()
+        self.backends = {}
+
+    def __call__(self, request):
+        with self.lock:
+            if request['region'] not in self.backends:
+                params = dict(self.params, region=request['region'])
+                self.backends[request['region']] = build_backend(params['provider'], params)
+            return self.backends[request['region']]
+
+
+def run_batch(module, params):
+    requests = []
+    for entry in params['instances']:
+        request = dict(params, instance_id=entry['instance_id'], region=entry['region'] or params['region'])
+        request['key'] = entry['host'] or entry['instance_id']
+        requests.append(request)
+    hosts = run_many(BackendCache(params), requests, check_mode=module.check_mode, concurrency=params['concurrency'])
+    failed = sorted(key for key, result in hosts.items() if result['failed'])
+    module.exit_json(changed=any(r.get('changed') for r in hosts.values()), run_id=params['run_id'], provider=params['provider'],
+                     hosts=hosts, failed_hosts=failed,
+                     message='%d instances, %d failed' % (len(hosts), len(failed)))
+
+
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = dict(module.params)
-    for key in ('wait_timeout', 'retention'):
-        if params[key] < 0:
-            module.fail_json(msg='%s must be 0 or more, got %d' % (key, params[key]))
-    if params['poll_interval'] <= 0:
-        module.fail_json(msg='poll_interval must be more than 0, got %s' % params['poll_interval'])
+    problem = check_params(params)
+    if problem:
+        module.fail_json(msg=problem)
     params['run_id'] = params['run_id'] or new_run_id()
     try:
-        backend = build_backend(params['provider'], params)
+        backend = build_backend(params['provider'], params) if params['instance_id'] else None
+        if backend is None:
+            run_batch(module, params)
     except MissingSdk as exc:
         module.fail_json(msg=missing_required_lib(exc.library), exception=exc.import_error)
     except CloudError as exc:

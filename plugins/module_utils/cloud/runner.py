@@ -215,3 +215,33 @@ class SnapshotRun(object):
             self._fail(exc.verb, exc.noun, exc.cause)
         self._finish()
         return self.result
+
+
+def run_many(make_backend, requests, check_mode=False, concurrency=16, sleep=time.sleep):
+    """Run one SnapshotRun per request on a thread pool; a host's failure never stops the others.
+
+    ``make_backend(request)`` returns the (shared, thread-safe) backend for a request.
+    Returns ``{key: result}`` where each result has ``failed`` and, when failed, ``msg``.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(request):
+        try:
+            backend = make_backend(request)
+            result = SnapshotRun(backend, request, check_mode=check_mode, sleep=sleep).run()
+            result['failed'] = False
+            return result
+        except SnapshotRunError as exc:
+            result = dict(exc.result)
+            result.update(failed=True, msg=str(exc))
+            return result
+        except CloudError as exc:
+            return {'failed': True, 'msg': str(exc), 'changed': False, 'status': 'failed', 'message': str(exc),
+                    'instance_id': request['instance_id'], 'region': request.get('region'), 'run_id': request['run_id'],
+                    'snapshots': [], 'progress': [], 'created': [], 'reused': [], 'would_create': [], 'deleted': [],
+                    'would_delete': [], 'timed_out': False, 'disks': [], 'provider': request.get('provider')}
+
+    keys = [r['key'] for r in requests]
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(requests) or 1))) as pool:
+        results = list(pool.map(one, requests))
+    return dict(zip(keys, results))
