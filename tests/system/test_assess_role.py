@@ -1,0 +1,245 @@
+# -*- coding: utf-8 -*-
+# Copyright: oomguard.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The assess role through real ansible-playbook on localhost, judging fixture procfs trees."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from ansible_collections.oomguard.fleet.tests.unit.procfs_tree import slabinfo_text, vendor_tree
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PLAYBOOK_BIN = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+GIB = 1024 * 1024
+SEED = os.path.join(TOP, "tests", "unit", "fixtures", "evidence", "vendor-vmcore-dmesg.txt")
+
+PLAY = """
+- name: Assess
+  hosts: all
+  gather_facts: false
+  roles:
+    - role: oomguard.fleet.assess
+  post_tasks:
+    - name: Save the verdict for the test
+      ansible.builtin.copy:
+        dest: "{{ out_dir }}/{{ inventory_hostname }}.exposure.json"
+        content: "{{ oomguard_exposure | to_json }}"
+        mode: "0600"
+      delegate_to: localhost
+      check_mode: false
+"""
+
+
+def ansible_env():
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_COLLECTIONS_PATH": os.path.join(TOP, ".build", "collections"),
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+        "ANSIBLE_DEPRECATION_WARNINGS": "false",
+        "ANSIBLE_NOCOLOR": "true",
+        "ANSIBLE_HOST_KEY_CHECKING": "false",
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
+    })
+    return env
+
+
+class Run:
+    def __init__(self, tmp_path):
+        self.tmp = tmp_path
+        self.out = tmp_path / "out"
+        self.out.mkdir()
+        (tmp_path / "play.yml").write_text(PLAY)
+
+    def inventory(self, extra_hosts=""):
+        path = self.tmp / "inventory.yml"
+        path.write_text(
+            "all:\n  hosts:\n    web01:\n      ansible_connection: local\n"
+            "      ansible_python_interpreter: %s\n%s" % (sys.executable, extra_hosts))
+        return path
+
+    def local_host(self, name, proc_path):
+        """Inventory lines for a local host with its own proc_path (a host var, as -e would win)."""
+        return ("    %s:\n      ansible_connection: local\n      ansible_python_interpreter: %s\n"
+                "      oomguard_assess_proc_path: %s\n" % (name, sys.executable, proc_path))
+
+    def play(self, variables, extra_hosts="", check=False):
+        argv = [PLAYBOOK_BIN, "-i", str(self.inventory(extra_hosts)), str(self.tmp / "play.yml"),
+                "-e", json.dumps(dict(variables, out_dir=str(self.out)))]
+        if check:
+            argv.append("--check")
+        return subprocess.run(argv, env=ansible_env(), capture_output=True, text=True, timeout=300)
+
+    def exposure(self, host="web01"):
+        with open(str(self.out / ("%s.exposure.json" % host))) as handle:
+            return json.load(handle)
+
+
+def base_vars(tmp_path, proc_root, **extra):
+    evidence_root = tmp_path / "root"
+    evidence_root.mkdir(exist_ok=True)
+    variables = {
+        "oomguard_assess_proc_path": str(proc_root),
+        "oomguard_assess_evidence_root": str(evidence_root),
+        "oomguard_assess_slab_baseline_path": str(tmp_path / "state" / "slab-baseline.json"),
+    }
+    variables.update(extra)
+    return variables
+
+
+def ok(result):
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def finding_ids(exposure):
+    return [(f["id"], f["severity"]) for f in exposure["findings"]]
+
+
+def test_vendor_host_ok_then_6gib_java_critical_with_result_file(tmp_path):
+    run = Run(tmp_path)
+    vendor = vendor_tree(tmp_path / "vendor")
+    ok(run.play(base_vars(tmp_path, vendor)))
+    exposure = run.exposure()
+    assert exposure["level"] == "ok", exposure
+    assert exposure["figures"]["unkillable_count"] == 2
+
+    java = {"pid": 4242, "ppid": 1, "comm": "java", "rss_kb": 6 * GIB, "oom_score_adj": -1000, "unit": "app.service"}
+    crash = tmp_path / "root" / "var" / "crash" / "127.0.0.1-2026-11-28-03:04:05"
+    crash.mkdir(parents=True)
+    with open(SEED) as handle:
+        (crash / "vmcore-dmesg.txt").write_text(handle.read())
+    results = tmp_path / "results"
+    result = ok(run.play(base_vars(tmp_path, vendor_tree(tmp_path / "java", extra=[java]),
+                                   oomguard_assess_results_dir=str(results), oomguard_run_id="oomguard-test-1")))
+    exposure = run.exposure()
+    assert exposure["level"] == "critical"
+    assert ("OOM001", "critical") in finding_ids(exposure)
+    assert ("OOM002", "high") in finding_ids(exposure)
+    assert ("HIST001", "critical") in finding_ids(exposure)
+    assert [f["pid"] for f in exposure["flagged"]] == [4242]
+    # the summary line and the findings are in the play output
+    assert "web01: critical (" in result.stdout
+    assert "OOM002: java (pid 4242, 6.0 GiB RSS, unit app.service)" in result.stdout
+    with open(str(results / "web01.json")) as handle:
+        record = json.load(handle)
+    assert record["schema"] == 1 and record["host"] == "web01" and record["run_id"] == "oomguard-test-1"
+    assert record["exposure"]["level"] == "critical"
+    assert record["written_at"].endswith("Z")
+    assert oct(os.stat(str(results / "web01.json")).st_mode & 0o777) == "0o640"
+
+
+def test_no_baseline_then_cache_grew_shows_slab002(tmp_path):
+    run = Run(tmp_path)
+    small = slabinfo_text([{"name": "kmalloc-256", "num_slabs": 100}, {"name": "dentry", "num_slabs": 50}])
+    grown = slabinfo_text([{"name": "kmalloc-256", "num_slabs": 100 + 5 * 2560}, {"name": "dentry", "num_slabs": 50}])
+    proc = vendor_tree(tmp_path / "proc", slabinfo=small)
+    ok(run.play(base_vars(tmp_path, proc)))
+    first = run.exposure()
+    assert [f for f in first["findings"] if f["id"] == "SLAB002"] == []
+    slab_skip = [s for s in first["skipped"] if s["id"] == "SLAB002"]
+    assert slab_skip and slab_skip[0]["reason"].startswith("no slab baseline yet"), first["skipped"]
+    assert os.path.exists(str(tmp_path / "state" / "slab-baseline.json"))
+
+    (tmp_path / "proc" / "slabinfo").write_text(grown)
+    ok(run.play(base_vars(tmp_path, proc)))
+    second = run.exposure()
+    slab002 = [f for f in second["findings"] if f["id"] == "SLAB002"]
+    assert len(slab002) == 1 and slab002[0]["severity"] == "medium"
+    assert "kmalloc-256 grew by" in slab002[0]["message"]
+    assert second["level"] == "medium"
+
+
+def test_check_mode_stores_no_baseline(tmp_path):
+    run = Run(tmp_path)
+    proc = vendor_tree(tmp_path / "proc", slabinfo=slabinfo_text([{"name": "dentry"}]))
+    ok(run.play(base_vars(tmp_path, proc), check=True))
+    assert run.exposure()["level"] == "ok"
+    assert not os.path.exists(str(tmp_path / "state" / "slab-baseline.json"))
+
+
+@pytest.mark.parametrize("fail_on, fails", [("critical", True), ("high", True), ("never", False), ("none", False)])
+def test_fail_on_gate(tmp_path, fail_on, fails):
+    run = Run(tmp_path)
+    java = {"pid": 4242, "ppid": 1, "comm": "java", "rss_kb": 6 * GIB, "oom_score_adj": -1000}
+    result = run.play(base_vars(tmp_path, vendor_tree(tmp_path / "p", extra=[java]), oomguard_assess_fail_on=fail_on))
+    assert (result.returncode != 0) is fails, result.stdout[-2000:]
+    if fails:
+        assert "web01 is critical, at or above oomguard_assess_fail_on=%s (OOM001, OOM002)" % fail_on in result.stdout
+
+
+def test_fail_on_below_level_passes(tmp_path):
+    run = Run(tmp_path)
+    ok(run.play(base_vars(tmp_path, vendor_tree(tmp_path / "p"), oomguard_assess_fail_on="low")))
+
+
+def test_bad_fail_on_is_rejected_by_argument_spec(tmp_path):
+    run = Run(tmp_path)
+    result = run.play(base_vars(tmp_path, vendor_tree(tmp_path / "p"), oomguard_assess_fail_on="bad"))
+    assert result.returncode != 0
+    assert "oomguard_assess_fail_on" in result.stdout and "bad" in result.stdout
+
+
+def _closed_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_and_failed_hosts_are_unknown_and_fail_gates(tmp_path):
+    run = Run(tmp_path)
+    lost = ("    lost01:\n      ansible_host: 127.0.0.1\n      ansible_port: %d\n      ansible_user: nobody\n"
+            "      ansible_connection: ssh\n      ansible_ssh_timeout: 5\n" % _closed_port())
+    good = run.local_host("good01", vendor_tree(tmp_path / "p"))
+    broken = run.local_host("broken01", tmp_path / "no-such-proc")
+    results = tmp_path / "results"
+    variables = base_vars(tmp_path, "unused", oomguard_assess_results_dir=str(results), oomguard_assess_fail_on="critical")
+    del variables["oomguard_assess_proc_path"]
+    result = run.play(variables, extra_hosts=lost + good + broken)
+    assert result.returncode != 0
+    assert run.exposure("good01")["level"] == "ok"
+    with open(str(results / "lost01.json")) as handle:
+        lost_exposure = json.load(handle)["exposure"]
+    assert lost_exposure["level"] == "unknown"
+    assert lost_exposure["reason"].startswith("host unreachable:")
+    with open(str(results / "broken01.json")) as handle:
+        broken_exposure = json.load(handle)["exposure"]
+    assert broken_exposure["level"] == "unknown"
+    assert broken_exposure["reason"].startswith("fact gathering failed:")
+    assert "no-such-proc" in broken_exposure["reason"]
+    # one run id shared by every host of the play
+    run_ids = set()
+    for name in ("good01", "lost01", "broken01"):
+        with open(str(results / ("%s.json" % name))) as handle:
+            run_ids.add(json.load(handle)["run_id"])
+    assert len(run_ids) == 1 and run_ids.pop().startswith("oomguard-")
+    assert "lost01: unknown (host unreachable" in result.stdout
+    assert "lost01 is unknown, at or above oomguard_assess_fail_on=critical" in result.stdout
+
+
+def test_bad_custom_rule_stops_with_the_rule_name(tmp_path):
+    run = Run(tmp_path)
+    rules = [{"id": "SITE9", "severity": "high", "query": "oom.processes[?", "message": "m"}]
+    result = run.play(base_vars(tmp_path, vendor_tree(tmp_path / "p"), oomguard_assess_custom_rules=rules))
+    assert result.returncode != 0
+    assert "oomguard.fleet.exposure: custom rule SITE9: invalid JMESPath query" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_custom_rule_and_thresholds_from_role_variables(tmp_path):
+    run = Run(tmp_path)
+    rules = [{"id": "SITE1", "severity": "low", "query": "oom.processes[?name == 'sshd'].pid",
+              "message": "sshd pids {result} on {host}"}]
+    ok(run.play(base_vars(tmp_path, vendor_tree(tmp_path / "p"), oomguard_assess_custom_rules=rules,
+                          oomguard_assess_allowlist=["systemd-udevd"])))
+    exposure = run.exposure()
+    assert ("SITE1", "low") in finding_ids(exposure)
+    assert [f["message"] for f in exposure["findings"] if f["id"] == "SITE1"] == ["sshd pids 1799 on web01"]
+    assert [f["name"] for f in exposure["flagged"]] == ["sshd"]
