@@ -54,6 +54,7 @@ th button::after{content:" \\2195";color:var(--mute)}
 th[aria-sort=ascending] button::after{content:" \\2191"}
 th[aria-sort=descending] button::after{content:" \\2193"}
 td.findings{min-width:340px;width:40%}
+td.wide{min-width:150px}
 td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
 tbody tr:hover{background:#f6f8fa}
 .lvl{display:inline-block;border-radius:10px;padding:1px 9px;color:#fff;font-size:12px;font-weight:600}
@@ -196,8 +197,8 @@ def render_html(report, chart_limit=40):
             '<td class="num" data-v="%s">%s</td>'
             '<td class="num" data-v="%s">%s</td>'
             '<td class="findings" data-v="%d">%s</td>'
-            '<td data-v="%s">%s</td>'
-            '<td data-v="%s">%s</td>'
+            '<td class="wide" data-v="%s">%s</td>'
+            '<td class="wide" data-v="%s">%s</td>'
             "</tr>" % (
                 _e(entry["host"]), entry["level"],
                 _e(entry["host"]), _e(entry["host"]),

@@ -22,7 +22,7 @@ from ansible_collections.oomguard.fleet.plugins.plugin_utils import report_outpu
 from ansible_collections.oomguard.fleet.tests.unit.plugins.plugin_utils.html_digest import digest_html
 
 T0 = "2026-11-29T02:00:00Z"
-PROM_SAMPLE = re.compile(r'^[a-z_]+(\{[a-z_]+="(?:[^"\\\n]|\\.)*"\})? -?[0-9.e+]+$')
+PROM_SAMPLE = re.compile(r'^[a-z_]+(\{[a-z_]+="(?:[^"\\\n]|\\.)*"\})? -?[0-9.]+(e[+-]?[0-9]+)?$')
 
 
 def model_of(*hosts, **kwargs):
