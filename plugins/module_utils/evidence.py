@@ -361,4 +361,3 @@ def gather_evidence(root="/", since_days=DEFAULT_SINCE_DAYS, max_bytes=DEFAULT_M
         "oom_kills": kills,
         "panics": panics,
     }
-

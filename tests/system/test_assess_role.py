@@ -75,7 +75,7 @@ class Run:
                 "-e", json.dumps(dict(variables, out_dir=str(self.out)))]
         if check:
             argv.append("--check")
-        return subprocess.run(argv, env=ansible_env(), capture_output=True, text=True, timeout=300)
+        return subprocess.run(argv, env=ansible_env(), capture_output=True, text=True, timeout=300, check=False)
 
     def exposure(self, host="web01"):
         with open(str(self.out / ("%s.exposure.json" % host))) as handle:

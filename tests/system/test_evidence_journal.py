@@ -35,7 +35,7 @@ def export_entry(message, when, boot, transport="kernel"):
 
 
 def run_command(argv):
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=dict(os.environ, LC_ALL="C"))
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=dict(os.environ, LC_ALL="C"), check=False)
     return out.returncode, out.stdout, out.stderr
 
 
