@@ -305,3 +305,13 @@ def test_carry_over_times_refuses_real_changes():
     assert rp.carry_over_times({"hosts": "x"}, second) is False
     broken = dict(first, generated_at="never")
     assert rp.carry_over_times(broken, _lost_and_found(T1)) is False
+
+
+@pytest.mark.parametrize("text", [
+    "mysql -pS3cr3tpw", "mysql -p hunter2", "curl -u bob:pw1234", "curl --user bob:pw1234", "x --proxy-user bob:pw1234",
+    "x --db-pwd=zz", "x --client-credential=zz", "x https://a:b@c", "PASSPHRASE=zz",
+])
+def test_redact_text_fast_path_never_skips_a_secret(text):
+    assert rp._MAYBE_SECRET.search(text)
+    assert rp.redact_text(text) == " ".join(rp.redact_args(text.split(" ")))
+    assert rp.redact_text(text) != text
