@@ -1,0 +1,152 @@
+# -*- coding: utf-8 -*-
+# Copyright: oomguard.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+import datetime
+import errno
+import fcntl
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from ansible_collections.oomguard.fleet.plugins.module_utils import journal as jr
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_run_id_has_the_contract_shape():
+    when = datetime.datetime(2026, 11, 29, 2, 0, 0, tzinfo=datetime.timezone.utc)
+    assert jr.new_run_id(when, 4711) == "oomguard-20261129T020000Z-4711"
+    assert jr.new_run_id().startswith("oomguard-20")
+
+
+def test_intent_and_outcome_are_appended_owner_only(tmp_path):
+    path = str(tmp_path / "state" / "journal.jsonl")
+    journal = jr.Journal(path, "run-1")
+    rid = journal.intent("runtime", pid=5, old=-1000, new=0)
+    journal.outcome(rid, "runtime", "done", pid=5)
+    journal.mark("rollback-complete", rollback_of="run-0")
+    records, bad = jr.read_records(path)
+    assert bad == 0
+    assert [(r["op"], r["state"]) for r in records] == [("runtime", "intent"), ("runtime", "done"), ("rollback-complete", "done")]
+    assert records[0]["id"] == records[1]["id"] and records[0]["old"] == -1000 and records[0]["run_id"] == "run-1"
+    assert mode(path) == 0o600 and mode(os.path.dirname(path)) == 0o700
+
+
+def test_loose_permissions_are_tightened(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir(mode=0o755)
+    os.chmod(state, 0o755)
+    path = state / "journal.jsonl"
+    path.write_text("")
+    os.chmod(path, 0o644)
+    jr.Journal(str(path), "run-1").mark("note")
+    assert mode(path) == 0o600 and mode(state) == 0o700
+
+
+def test_directory_that_cannot_be_made_is_a_clear_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(jr.JournalError, match="Failed to create the journal directory"):
+        jr.Journal(str(tmp_path / "file" / "sub" / "journal.jsonl"), "r").mark("note")
+
+
+def test_journal_path_that_is_a_directory_is_a_clear_error(tmp_path):
+    (tmp_path / "journal.jsonl").mkdir()
+    with pytest.raises(jr.JournalError, match="Failed to open the journal"):
+        jr.Journal(str(tmp_path / "journal.jsonl"), "r").mark("note")
+    with pytest.raises(jr.JournalError, match="Failed to read the journal .*become: true"):
+        jr.read_records(str(tmp_path / "journal.jsonl"))
+
+
+def test_write_failure_is_a_clear_error(tmp_path, monkeypatch):
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(jr.os, "write", full)
+    with pytest.raises(jr.JournalError, match="Failed to write the journal .*No space left"):
+        jr.Journal(str(tmp_path / "j.jsonl"), "r").mark("note")
+
+
+def test_torn_and_foreign_lines_are_counted_not_fatal(tmp_path):
+    path = tmp_path / "j.jsonl"
+    path.write_text('{"op": "runtime", "state": "intent", "run_id": "a"}\n[1, 2]\n\n{"op": "dropin", "sta')
+    records, bad = jr.read_records(str(path))
+    assert len(records) == 1 and bad == 2
+    assert jr.read_records(str(tmp_path / "missing.jsonl")) == ([], 0)
+
+
+def test_run_queries():
+    records = [
+        {"run_id": "a", "op": "runtime", "state": "intent"},
+        {"run_id": "a", "op": "runtime", "state": "done"},
+        {"run_id": "b", "op": "dropin", "state": "intent"},
+        {"run_id": "c", "op": "rollback-dropin", "state": "intent", "rollback_of": "b"},
+        {"run_id": "c", "op": "rollback-complete", "state": "done", "rollback_of": "b"},
+    ]
+    assert jr.latest_change_run(records) == "b"
+    assert jr.latest_change_run(records[3:]) is None
+    assert [r["op"] for r in jr.change_intents(records, "a")] == ["runtime"]
+    assert jr.rolled_back(records, "b") and not jr.rolled_back(records, "a")
+
+
+def test_second_lock_fails_naming_the_holder(tmp_path):
+    path = str(tmp_path / "state" / "journal.jsonl")
+    first = jr.RunLock(path, "run-1", "remediate").acquire()
+    try:
+        assert mode(first.path) == 0o600
+        with pytest.raises(jr.JournalError) as info:
+            jr.RunLock(path, "run-2", "rollback of run-1").acquire()
+        msg = str(info.value)
+        assert "holds the lock" in msg and "pid %d" % os.getpid() in msg and "run-1" in msg and "(remediate)" in msg
+    finally:
+        first.release()
+    with jr.RunLock(path, "run-2", "remediate") as again:
+        assert again.path.endswith("/state/oomguard.lock")
+    assert open(again.path, encoding="utf-8").read() == ""  # released: holder info cleared
+
+
+def test_lock_held_by_a_silent_holder(tmp_path):
+    (tmp_path / "oomguard.lock").write_text("garbage")
+    fd = os.open(str(tmp_path / "oomguard.lock"), os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(jr.JournalError, match="holder unknown"):
+            jr.RunLock(str(tmp_path / "journal.jsonl"), "r", "remediate").acquire()
+    finally:
+        os.close(fd)
+
+
+def test_lock_failure_other_than_contention(tmp_path, monkeypatch):
+    def broken(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(jr.fcntl, "flock", broken)
+    with pytest.raises(jr.JournalError, match="Failed to lock .*No locks available"):
+        jr.RunLock(str(tmp_path / "journal.jsonl"), "r", "remediate").acquire()
+
+
+def test_crash_hook_kills_after_the_intent_is_on_disk(tmp_path):
+    path = str(tmp_path / "j.jsonl")
+    code = ("import sys\n"
+            "from ansible_collections.oomguard.fleet.plugins.module_utils.journal import Journal\n"
+            "j = Journal(sys.argv[1], 'run-x')\n"
+            "j.intent('dropin', path='/x')\n"
+            "j.intent('runtime', pid=1)\n"
+            "print('survived')\n")
+    proc = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, check=False,
+                          env=dict(os.environ, **{jr.CRASH_HOOK_ENV: "2"}))
+    assert proc.returncode == -9 and "survived" not in proc.stdout
+    records, _bad = jr.read_records(path)
+    assert [r["op"] for r in records] == ["dropin", "runtime"]
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "k.jsonl")], capture_output=True, text=True, check=False,
+                          env=dict(os.environ, **{jr.CRASH_HOOK_ENV: "not-a-number"}))
+    assert proc.returncode == 0 and "survived" in proc.stdout
+    assert json.loads(open(str(tmp_path / "k.jsonl"), encoding="utf-8").readline())["state"] == "intent"
