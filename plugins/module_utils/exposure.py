@@ -14,6 +14,7 @@ Inputs are the facts of ``oomguard.fleet.oom_score_facts``: ``oom`` (required),
 from __future__ import annotations
 
 import datetime
+import fnmatch
 import json
 import re
 
@@ -55,6 +56,10 @@ DEFAULTS = {
     # SLAB002: a cache growing between runs.
     "slab_growth_kb_per_hour": 10240.0,
     "slab_growth_min_kb": 10240.0,
+    # Caches the kernel reclaims under pressure (SLAB_RECLAIM_ACCOUNT): their growth is a cache
+    # filling up, not a leak. fnmatch patterns.
+    "slab_growth_ignore": ["dentry", "*inode_cache", "xfs_inode", "buffer_head", "radix_tree_node",
+                           "ext4_extent_status", "mbcache"],
 }
 
 BUILTIN_RULES = ("OOM001", "OOM002", "OOM003", "SLAB001", "SLAB002", "VM001", "HIST001", "HIST002")
@@ -124,6 +129,11 @@ def normalize_options(options=None):
         merged[key] = value
     for key, value in merged.items():
         if key == "allowlist":
+            continue
+        if key == "slab_growth_ignore":
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+                raise ExposureError("exposure option slab_growth_ignore must be a list of cache name patterns, got %r" % (value,))
+            merged[key] = list(value)
             continue
         if not _num(value) or value < 0:
             raise ExposureError("exposure option %s must be a number >= 0, got %r" % (key, value))
@@ -334,6 +344,8 @@ def rule_slab002(slabinfo, opts):
     growth = slabinfo.get("growth") or {}
     findings = []
     for cache in growth.get("caches") or []:
+        if any(fnmatch.fnmatchcase(str(cache.get("name")), pattern) for pattern in opts["slab_growth_ignore"]):
+            continue
         rate, grown = cache.get("growth_kb_per_hour"), cache.get("growth_kb")
         if not _num(rate) or not _num(grown):
             continue

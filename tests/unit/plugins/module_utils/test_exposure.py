@@ -244,6 +244,19 @@ def test_slab002_thresholds_are_options(tmp_path):
     assert ids(judge(facts, slab_growth_kb_per_hour=1, slab_growth_min_kb=1), "SLAB002") == ["medium"]
 
 
+def test_slab002_ignores_reclaimable_caches(tmp_path):
+    def run(name, slabs, mode, now):
+        root = vendor_tree(tmp_path / ("proc-%s-%d" % (name, slabs)), slabinfo=slabinfo_text([{"name": name, "num_slabs": slabs}]))
+        return {"oom": gather_oom_facts(root), "slabinfo": gather_slabinfo_facts(
+            root, baseline=mode, baseline_path=str(tmp_path / ("%s.json" % name)), now=now)}
+
+    for name in ("ext4_inode_cache", "dentry"):
+        run(name, 10, "store", NOW)
+        grown = run(name, 10 + 50000, "compare", NOW + datetime.timedelta(hours=1))
+        assert ids(judge(grown), "SLAB002") == []
+        assert ids(judge(grown, slab_growth_ignore=[]), "SLAB002") == ["medium"]
+
+
 def test_slab002_skipped_reasons(tmp_path):
     no_file = {"oom": gather_oom_facts(vendor_tree(tmp_path / "p"))}
     no_file["slabinfo"] = gather_slabinfo_facts(str(tmp_path / "p"), baseline="compare",
@@ -416,6 +429,8 @@ def test_bad_custom_rule_raises_even_for_unknown_hosts():
     ({"allowlist": [{"name": "sshd", "max": 1}]}, "unknown keys: max"),
     ({"allowlist": [{"name": "sshd", "max_rss_kb": -5}]}, "max_rss_kb must be a number >= 0"),
     ({"allowlist": [""]}, "must not be empty"),
+    ({"slab_growth_ignore": "dentry"}, "slab_growth_ignore must be a list of cache name patterns"),
+    ({"slab_growth_ignore": [""]}, "slab_growth_ignore must be a list of cache name patterns"),
 ])
 def test_bad_options(options, text):
     with pytest.raises(ex.ExposureError) as info:
