@@ -125,7 +125,10 @@ def select_processes(proc_path, pid=None, name=None, unit=None, cmdline=None):
     Returns (processes, vanished_count); ``cmdline`` is a regular expression searched in the
     space-joined command line.
     """
-    pattern = re.compile(cmdline) if cmdline else None
+    try:
+        pattern = re.compile(cmdline) if cmdline else None
+    except re.error as exc:
+        raise RemediationError("cmdline %r is not a valid regular expression: %s" % (cmdline, exc))
     if pid is not None:
         pids = [pid]
     else:
@@ -301,7 +304,7 @@ def _apply_steps(result, the_plan, journal, proc_path, systemd_running, run_comm
 
 def contract_changes(the_plan, result, persist):
     """``oomguard_changes.changes`` rows (docs/data-contract.md) for what was changed."""
-    dropin_by_unit = dict((d["unit"], d["path"]) for d in the_plan["dropins"])
+    dropin_by_unit = dict((d["unit"], d["path"]) for d in result["dropins"])
     rows = []
     for item in result["processes"]:
         dropin = dropin_by_unit.get(item["unit"]) if persist == "systemd" else None

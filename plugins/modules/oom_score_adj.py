@@ -128,6 +128,14 @@ dropins:
   type: list
   elements: dict
   sample: [{unit: app.service, path: /etc/systemd/system/app.service.d/50-oomguard.conf, action: created}]
+unpersisted:
+  description:
+    - With O(persist=systemd), matched processes that run in no systemd service unit (a session scope, or no unit).
+      They get the runtime value only, which will not survive a restart of the process; a warning says so.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{pid: 77, name: adhoc, unit: session-1.scope}]
 vanished:
   description: Processes that exited (or whose pid was reused) between selection and the write; not an error.
   returned: always
@@ -173,13 +181,17 @@ def main():
         module.fail_json(msg=problem)
     run_id = params["run_id"] or jr.new_run_id()
     result = dict(changed=False, run_id=run_id, journal=params["journal"], changes=[], matched=[], dropins=[],
-                  vanished=[], daemon_reload=False, restarted=[])
+                  unpersisted=[], vanished=[], daemon_reload=False, restarted=[])
     try:
         processes, _skipped = rem.select_processes(params["proc_path"], params["pid"], params["name"], params["unit"], params["cmdline"])
-    except (OSError, ValueError) as exc:  # re.error is a ValueError
+        result["matched"] = [dict((k, p[k]) for k in ("pid", "name", "unit", "oom_score_adj")) for p in processes]
+        the_plan = rem.plan(processes, params["value"], params["persist"], rem.systemd_dir(params["root"]), params["unit"])
+    except rem.RemediationError as exc:
         module.fail_json(msg="Failed to select processes: %s" % exc, **result)
-    result["matched"] = [dict((k, p[k]) for k in ("pid", "name", "unit", "oom_score_adj")) for p in processes]
-    the_plan = rem.plan(processes, params["value"], params["persist"], rem.systemd_dir(params["root"]), params["unit"])
+    except OSError as exc:
+        module.fail_json(msg="Failed to read %s: %s (run with become: true if it is a permission problem)"
+                         % (exc.filename or params["proc_path"], exc.strerror or exc), **result)
+    result["unpersisted"] = [dict((k, item[k]) for k in ("pid", "name", "unit")) for item in the_plan["unpersisted"]]
     for item in the_plan["unpersisted"]:
         module.warn("pid %d (%s) has no systemd service unit (%s): its oom_score_adj is set at runtime only and will "
                     "not survive a restart of the process" % (item["pid"], item["name"], item["unit"] or "no unit"))

@@ -173,14 +173,13 @@ def test_include_resets_a_named_allowlisted_process(fleet):
 
 
 def test_a_failed_change_fails_the_host_and_says_how_to_undo(fleet):
-    # etc/ under the drop-in root is a file: writing the drop-in fails with a real OSError
-    # after its intent was journalled.
-    (fleet / "good" / "root").mkdir()
-    (fleet / "good" / "root" / "etc").write_text("not a directory\n")
+    # The atomic write's temporary file is a directory: writing the drop-in fails with a real
+    # OSError after its intent was journalled.
+    (dropin(fleet, "good").parent / ".50-oomguard.conf.oomguard-tmp").mkdir(parents=True)
     proc = playbook(fleet, fleet / "play.yml", "-e", "oomguard_remediate_mode=reset", "--limit", "good")
     assert proc.returncode == 2
     assert "playbooks/rollback.yml with oomguard_rollback_run_id=" + RUN_ID in proc.stdout
-    assert "Failed to reset oom_score_adj on good: pid 4242 (java):" in proc.stdout and "Not a directory" in proc.stdout
+    assert "Failed to reset oom_score_adj on good: pid 4242 (java):" in proc.stdout and "Is a directory" in proc.stdout
     assert adj(fleet, "good") == -1000  # the drop-in comes first; the runtime write never happened
     assert adj(fleet, "good", 4343) == 0  # the next process was still handled
     rollback = os.path.join(REPO, "playbooks", "rollback.yml")

@@ -1,0 +1,163 @@
+# -*- coding: utf-8 -*-
+# Copyright: oomguard.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The oom_score_adj and oom_rollback modules end to end on fixture procfs trees."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ansible_collections.oomguard.fleet.plugins.module_utils import journal as jr
+from ansible_collections.oomguard.fleet.plugins.modules import oom_rollback, oom_score_adj
+from ansible_collections.oomguard.fleet.tests.unit.module_runner import run_module
+from ansible_collections.oomguard.fleet.tests.unit.procfs_tree import build_proc_tree
+
+PROCS = [{"pid": 4242, "comm": "java", "oom_score_adj": -1000, "unit": "app.service"},
+         {"pid": 77, "comm": "adhoc", "oom_score_adj": -1000}]
+
+
+@pytest.fixture
+def host(tmp_path):
+    return {"proc_path": build_proc_tree(tmp_path / "proc", processes=PROCS), "root": str(tmp_path / "root"),
+            "journal": str(tmp_path / "state" / "journal.jsonl"), "run_id": "oomguard-20261129T020000Z-1"}
+
+
+def adj(host, pid):
+    with open(os.path.join(host["proc_path"], str(pid), "oom_score_adj"), encoding="utf-8") as handle:
+        return int(handle.read())
+
+
+def dropin(host):
+    return os.path.join(host["root"], "etc/systemd/system/app.service.d/50-oomguard.conf")
+
+
+@pytest.mark.parametrize("value", [-1001, 1001, 100000])
+def test_out_of_range_value_is_rejected(host, value):
+    failed, result = run_module(oom_score_adj.main, dict(host, pid=4242, value=value))
+    assert failed and "out of range" in result["msg"] and "-1000 (never OOM-kill) to 1000" in result["msg"]
+    assert adj(host, 4242) == -1000
+
+
+def test_a_selector_is_required(host):
+    failed, result = run_module(oom_score_adj.main, dict(host, value=0))
+    assert failed and "one of the following is required: pid, name, unit, cmdline" in result["msg"]
+
+
+def test_bad_regex_is_a_clear_error(host):
+    failed, result = run_module(oom_score_adj.main, dict(host, cmdline="(", value=0))
+    assert failed and result["msg"] == ("Failed to select processes: cmdline '(' is not a valid regular expression: "
+                                        "missing ), unterminated subpattern at position 0")
+
+
+def test_check_mode_shows_the_diff_and_writes_nothing(host):
+    failed, result = run_module(oom_score_adj.main, dict(host, name="java", value=0, persist="systemd", _ansible_diff=True),
+                                check_mode=True)
+    assert not failed and result["changed"] is True
+    assert result["changes"] == [{"pid": 4242, "name": "java", "unit": "app.service", "old": -1000, "new": 0,
+                                  "persist": "systemd", "dropin": dropin(host)}]
+    assert [d["before_header"] for d in result["diff"]] == [dropin(host), "pid 4242 (java) oom_score_adj"]
+    assert adj(host, 4242) == -1000 and not os.path.exists(dropin(host)) and not os.path.exists(host["journal"])
+
+
+def test_change_then_nothing_to_change(host):
+    failed, result = run_module(oom_score_adj.main, dict(host, name="java", value=0, persist="systemd"))
+    assert not failed and result["changed"] and result["dropins"][0]["action"] == "created"
+    assert adj(host, 4242) == 0 and os.path.exists(dropin(host))
+    failed, result = run_module(oom_score_adj.main, dict(host, name="java", value=0, persist="systemd"))
+    assert not failed and result["changed"] is False and result["changes"] == []
+
+
+def test_process_without_unit_is_changed_with_a_warning(host):
+    failed, result = run_module(oom_score_adj.main, dict(host, pid=77, value=0, persist="systemd"))
+    assert not failed and adj(host, 77) == 0 and result["changes"][0]["persist"] == "none"
+    assert result["unpersisted"] == [{"pid": 77, "name": "adhoc", "unit": "session-1.scope"}]
+
+
+def test_no_match_is_a_warning_not_an_error(host):
+    failed, result = run_module(oom_score_adj.main, dict(host, name="nosuch", value=0))
+    assert not failed and result["changed"] is False and result["matched"] == [] and not os.path.exists(host["journal"])
+
+
+def test_lock_held_fails_and_changes_nothing(host):
+    with jr.RunLock(host["journal"], "other-run", "remediate"):
+        failed, result = run_module(oom_score_adj.main, dict(host, pid=4242, value=0))
+    assert failed and "holds the lock" in result["msg"] and "other-run" in result["msg"]
+    assert adj(host, 4242) == -1000
+
+
+def test_unwritable_journal_fails_before_any_change(host, tmp_path):
+    (tmp_path / "blocker").write_text("")
+    failed, result = run_module(oom_score_adj.main, dict(host, pid=4242, value=0, journal=str(tmp_path / "blocker" / "j.jsonl")))
+    assert failed and "Failed to create the journal directory" in result["msg"] and adj(host, 4242) == -1000
+
+
+def test_dropin_write_failure_is_reported_with_what_was_done(host):
+    # The temporary file of the atomic write is a directory: the write fails after its intent was journalled.
+    os.makedirs(os.path.join(os.path.dirname(dropin(host)), ".50-oomguard.conf.oomguard-tmp"))
+    failed, result = run_module(oom_score_adj.main, dict(host, name="java", value=0, persist="systemd"))
+    assert failed and result["msg"].startswith("Failed to change ") and "Is a directory" in result["msg"]
+    assert result["changes"] == [] and adj(host, 4242) == -1000
+    records, _bad = jr.read_records(host["journal"])
+    assert [(r["op"], r["state"]) for r in records] == [("dropin", "intent")]
+
+
+def test_unreadable_dropin_fails_before_any_change(host):
+    os.makedirs(dropin(host))
+    failed, result = run_module(oom_score_adj.main, dict(host, name="java", value=0, persist="systemd"))
+    assert failed and result["msg"].startswith("Failed to read %s: Is a directory" % dropin(host))
+    assert adj(host, 4242) == -1000 and not os.path.exists(host["journal"])
+
+
+def test_kernel_refusal_fails_with_the_capability(host, monkeypatch):
+    from ansible_collections.oomguard.fleet.plugins.module_utils import remediation
+
+    monkeypatch.setattr(remediation, "set_runtime", lambda proc_path, item: "refused" if item["pid"] == 4242 else "done")
+    failed, result = run_module(oom_score_adj.main, dict(host, cmdline="java|adhoc", value=0))
+    assert failed and "CAP_SYS_RESOURCE" in result["msg"] and "pid 4242 (java)" in result["msg"]
+    assert [c["pid"] for c in result["changes"]] == [77]  # the other process was still changed
+
+
+def test_rollback_module_round_trip(host):
+    run_module(oom_score_adj.main, dict(host, name="java", value=0, persist="systemd"))
+    common = dict(host, run_id="oomguard-20261129T030000Z-2")
+    failed, preview = run_module(oom_rollback.main, dict(common, _ansible_diff=True), check_mode=True)
+    assert not failed and preview["changed"] and preview["rollback_of"] == host["run_id"] and len(preview["diff"]) == 2
+    assert adj(host, 4242) == 0
+    failed, result = run_module(oom_rollback.main, dict(common, rollback_run_id=host["run_id"]))
+    assert not failed and result["changed"] and result["dropins"][0]["action"] == "removed"
+    assert adj(host, 4242) == -1000 and not os.path.exists(dropin(host))
+    failed, result = run_module(oom_rollback.main, common)
+    assert not failed and result["changed"] is False and result["already_rolled_back"] is True
+
+
+def test_rollback_with_an_empty_or_unknown_journal(host):
+    failed, result = run_module(oom_rollback.main, host)
+    assert not failed and result["rollback_of"] is None and result["changed"] is False
+    run_module(oom_score_adj.main, dict(host, pid=77, value=0))
+    failed, result = run_module(oom_rollback.main, dict(host, rollback_run_id="oomguard-nosuch"))
+    assert not failed and result["changed"] is False and result["rollback_of"] == "oomguard-nosuch"
+    assert adj(host, 77) == 0
+
+
+def test_rollback_with_an_unreadable_journal(host):
+    os.makedirs(host["journal"])
+    failed, result = run_module(oom_rollback.main, host)
+    assert failed and "Failed to read the journal" in result["msg"]
+
+
+def test_rollback_refused_by_the_kernel_fails(host, monkeypatch):
+    run_module(oom_score_adj.main, dict(host, pid=77, value=0))
+    from ansible_collections.oomguard.fleet.plugins.module_utils import remediation
+
+    monkeypatch.setattr(remediation, "set_runtime", lambda proc_path, item: "refused")
+    failed, result = run_module(oom_rollback.main, host)
+    assert failed and "from 0 to -1000" in result["msg"] and "CAP_SYS_RESOURCE" in result["msg"]
+
+
+def test_rollback_lock_held(host):
+    run_module(oom_score_adj.main, dict(host, pid=77, value=0))
+    with jr.RunLock(host["journal"], "busy-run", "remediate"):
+        failed, result = run_module(oom_rollback.main, host)
+    assert failed and "busy-run" in result["msg"] and adj(host, 77) == 0
