@@ -148,6 +148,26 @@ def test_second_fleet_gets_its_own_slot(fleet3, tmp_path):
     assert_nothing_left(other, state)
 
 
+def test_two_fleets_started_at_once_get_different_slots(tmp_path):
+    dirs = [str(tmp_path / 'a'), str(tmp_path / 'b')]
+    procs = [subprocess.Popen([sys.executable, HARNESS, 'up', '--hosts', '2', '--state', d],  # pylint: disable=consider-using-with
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for d in dirs]
+    outputs = [proc.communicate(timeout=120) for proc in procs]
+    fleets = [fleet_mod.Fleet(d) for d in dirs]
+    try:
+        assert [proc.returncode for proc in procs] == [0, 0], outputs
+        states = [fleet.load() for fleet in fleets]
+        assert states[0]['slot'] != states[1]['slot']
+        assert states[0]['bridge'] != states[1]['bridge']
+        for fleet in fleets:
+            assert ssh(fleet, fleet.hosts[0], 'hostname').strip() == 'node01'
+    finally:
+        for fleet in fleets:
+            fleet.down()
+    for fleet in fleets:
+        assert_nothing_left(fleet, fleet.state)
+
+
 @pytest.fixture
 def dummy_route():
     """A real interface whose /24 sits where a fleet would go."""
