@@ -247,9 +247,9 @@ def _source(name, path):
             "reason": None}
 
 
-def _read_files(name, paths, since, max_bytes, events, wall_from_mtime):
-    """Read log files of one source into ``events``; returns the source record."""
-    record = _source(name, paths[0] if len(paths) == 1 else os.path.dirname(paths[0]))
+def _read_files(name, where, paths, since, max_bytes, events, wall_from_mtime):
+    """Read the files of one source (shown as ``where``) into ``events``; returns the source record."""
+    record = _source(name, where)
     reasons = []
     for path in paths:
         try:
@@ -331,7 +331,7 @@ def gather_evidence(root="/", since_days=DEFAULT_SINCE_DAYS, max_bytes=DEFAULT_M
         paths = [os.path.join(root, "var", "log", f) for f in files]
         present = [p for p in paths if os.path.isfile(p)]
         if present:
-            sources.append(_read_files(name, present, since, max_bytes, events, wall_from_mtime=False))
+            sources.append(_read_files(name, paths[0], present, since, max_bytes, events, wall_from_mtime=False))
         else:
             record = _source(name, paths[0])
             record["reason"] = "absent"
@@ -345,7 +345,7 @@ def gather_evidence(root="/", since_days=DEFAULT_SINCE_DAYS, max_bytes=DEFAULT_M
     ]
     for name, directory, paths in globbed:
         if paths:
-            sources.append(_read_files(name, paths, since, max_bytes, events, wall_from_mtime=True))
+            sources.append(_read_files(name, directory, paths, since, max_bytes, events, wall_from_mtime=True))
         else:
             record = _source(name, directory)
             record["reason"] = "absent" if not os.path.isdir(directory) else "empty"

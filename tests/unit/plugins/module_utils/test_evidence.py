@@ -98,6 +98,7 @@ def test_debian_kdump_tools_layout_and_mtime_fallback(tmp_path):
     assert result["panics"]["count"] == 2
     assert result["panics"]["deadlocked_count"] == 1
     assert source(result, "kdump")["files"] == 2
+    assert source(result, "kdump")["path"] == str(tmp_path / "var" / "crash")
     assert result["panics"]["events"][-1]["at"] == ev.iso(NOW - datetime.timedelta(days=3))
 
 
@@ -169,6 +170,7 @@ def test_rotated_file_is_read_and_old_files_are_skipped(tmp_path):
     write(str(tmp_path / "var/log/messages.1"), MESSAGES_TRADITIONAL, mtime=NOW - datetime.timedelta(days=40))
     result = ev.gather_evidence(str(tmp_path), now=NOW)
     assert source(result, "kern.log")["files"] == 2
+    assert source(result, "kern.log")["path"] == str(tmp_path / "var" / "log" / "kern.log")
     assert result["oom_kills"]["count"] == 3
     messages = source(result, "messages")
     assert messages["read"] is False and "not written in the window" in messages["reason"]
