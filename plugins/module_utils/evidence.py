@@ -21,6 +21,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import errno
 import glob
 import os
 import re
@@ -266,7 +267,7 @@ def _read_files(name, where, paths, since, max_bytes, events, wall_from_mtime):
             text, size, truncated = read_tail(path, max_bytes)
         except (IOError, OSError) as exc:
             reasons.append("%s could not be read: %s%s" % (
-                path, exc.strerror or exc, "; run with become: true" if getattr(exc, "errno", None) in (1, 13) else ""))
+                path, exc.strerror or exc, "; run with become: true" if exc.errno in (errno.EPERM, errno.EACCES) else ""))
             continue
         found = scan_text(text, name, since, default_at=mtime if wall_from_mtime else None,
                           year_of=None if wall_from_mtime else mtime)
