@@ -20,7 +20,6 @@ from ansible_collections.oomguard.fleet.plugins.plugin_utils.report import (
     carry_over_times,
     format_time,
     gate,
-    make_record,
     read_results_dir,
     records_from_facts,
     result_file_payload,

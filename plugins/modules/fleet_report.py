@@ -14,7 +14,7 @@ description:
     from the hosts' C(oomguard_exposure), C(oomguard_snapshots) and C(oomguard_changes) variables and, optionally,
     from a directory of per-host result files written by earlier or parallel runs (AWX job slices, several controllers).
   - Runs on the controller (it is an action plugin); it reads the other hosts' variables through C(hostvars),
-    so run it once, for example with C(run_once: true).
+    so run it once, for example with C(run_once=true) on the task.
   - Merging keeps the newest result per host (by C(written_at)). A host in O(hosts) with no result at all
     is listed as C(unknown) with the reason C(no result). A host the current play lost (unreachable or failed,
     that is in C(ansible_play_hosts_all) but no longer in C(ansible_play_hosts)) is C(unknown), never counted as safe.
@@ -111,7 +111,6 @@ attributes:
     support: none
   platform:
     platforms: all
-    support: full
     details: Runs on the controller only.
   action:
     support: full
@@ -119,7 +118,9 @@ attributes:
     support: none
   bypass_host_loop:
     support: none
-extends_documentation_fragment: []
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 notes:
   - Level order is C(ok) < C(low) < C(medium) < C(high) < C(critical); C(unknown) is listed apart and never counted as safe.
 seealso:
@@ -127,7 +128,7 @@ seealso:
     description: Every format, the JSON schema, CI gating, node_exporter and merging AWX job slices.
     link: https://github.com/oomguard/fleet/blob/main/docs/report.md
 author:
-  - oomguard.fleet maintainers
+  - oomguard.fleet contributors (@oomguard)
 """
 
 EXAMPLES = r"""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import re
 import tempfile
@@ -97,7 +98,7 @@ def _text(value, limit=_MAX_TEXT):
 def _number(value):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    if value != value or value in (float("inf"), float("-inf")):  # NaN / inf
+    if not math.isfinite(value):
         return None
     return value
 

@@ -65,11 +65,11 @@ class CountingProxy:
 
     def _serve(self):
         while not self._stop.is_set():
-            ready, _, _ = select.select([self.sock], [], [], 0.1)
+            ready = select.select([self.sock], [], [], 0.1)[0]
             if not ready:
                 continue
             try:
-                conn, _ = self.sock.accept()
+                conn = self.sock.accept()[0]
             except OSError:
                 return
             conn.settimeout(0.5)
@@ -193,7 +193,7 @@ class Chromium:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise ChromiumError("no answer from Chromium within %ss" % self.timeout)
-            ready, _, _ = select.select([self._from_browser], [], [], left)
+            ready = select.select([self._from_browser], [], [], left)[0]
             if ready:
                 chunk = os.read(self._from_browser, 65536)
                 if not chunk:

@@ -51,7 +51,7 @@ def loaded(report, tmp_path_factory):
 
 
 def test_rows_cards_and_chart_render(loaded, report):
-    _, page, _ = loaded
+    page = loaded[1]
     assert page.evaluate("document.documentElement.dataset.ready") == "1"   # the inline script ran (CSP allowed it)
     assert rows(page) == [e["host"] for e in report["hosts"]]
     cards = page.evaluate("Object.fromEntries(Array.from(document.querySelectorAll('.card')).map("
@@ -70,7 +70,7 @@ def test_rows_cards_and_chart_render(loaded, report):
 
 
 def test_sorting_by_clicking_headers(loaded, report):
-    _, page, _ = loaded
+    page = loaded[1]
     hosts = [e["host"] for e in report["hosts"]]
     click_header(page, 0)
     assert rows(page) == sorted(hosts, key=str.lower)
@@ -87,7 +87,7 @@ def test_sorting_by_clicking_headers(loaded, report):
 
 
 def test_filter_box(loaded):
-    _, page, _ = loaded
+    page = loaded[1]
     box = page.evaluate("(() => { const r = document.getElementById('filter').getBoundingClientRect(); return [r.x + 10, r.y + 5]; })()")
     page.click(*box)
     page.send("Input.insertText", text="web")
@@ -108,7 +108,7 @@ def test_no_network_request_and_no_errors(loaded):
 
 
 def test_screenshot_kept_as_artifact(loaded):
-    _, page, _ = loaded
+    page = loaded[1]
     page.evaluate("window.scrollTo(0, 0)")
     os.makedirs(OUTPUT, exist_ok=True)
     path = page.screenshot(os.path.join(OUTPUT, "report-html.png"))

@@ -114,7 +114,7 @@ def run_playbook(workdir, playbook, *extra):
     cmd = [os.path.join(TOP, ".venv", "bin", "ansible-playbook"), "-i", str(workdir / "inventory.json"),
            str(workdir / playbook), "-e", "oomguard_report_dir=%s" % (workdir / "report"),
            "-e", "result_dump=%s" % (workdir / "result.json")] + list(extra)
-    return subprocess.run(cmd, env=env, cwd=str(workdir), capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd, env=env, cwd=str(workdir), capture_output=True, text=True, timeout=300, check=False)
 
 
 def load(workdir, name):
