@@ -38,14 +38,36 @@ MAX_ERROR_SAMPLES = 10
 _GONE = (errno.ENOENT, errno.ESRCH)
 
 
-def read_text(path):
-    with open(path, "r", errors="replace") as handle:
-        return handle.read()
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+# stat and oom_score_adj are far below this (stat: 52 numbers and a 15-byte comm).
+_SMALL_READ = 4096
 
 
 def read_bytes(path):
-    with open(path, "rb") as handle:
-        return handle.read()
+    """A whole file through raw os.read() calls: for procfs about half the cost of open()."""
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
+def read_small(path):
+    """One read() of a small procfs file (stat, oom_score_adj): one open, one read, one close."""
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        return os.read(fd, _SMALL_READ)
+    finally:
+        os.close(fd)
+
+
+def read_text(path):
+    return read_bytes(path).decode("utf-8", "replace")
 
 
 def read_optional_int(path):
@@ -104,12 +126,11 @@ def _read_adj(base):
     """(oom_score_adj, raw legacy oom_adj or None). Legacy -17 counts as -1000."""
     path = base + "/oom_score_adj"
     try:
-        with open(path) as handle:
-            text = handle.read()
+        data = read_small(path)
         try:
-            return int(text), None
+            return int(data), None
         except ValueError:
-            return parse_int(text, path), None
+            return parse_int(data.decode("utf-8", "replace"), path), None
     except (IOError, OSError) as exc:
         if exc.errno != errno.ENOENT or not os.path.exists(base + "/oom_adj"):
             raise
@@ -130,13 +151,12 @@ def scan(proc_path, errors):
     for pid in list_pids(proc_path):
         base = prefix + str(pid)
         try:
-            with open(base + "/stat") as handle:
-                text = handle.read()
+            data = read_small(base + "/stat")
         except (IOError, OSError) as exc:
             errors.add(pid, "stat", exc)
             continue
-        rparen = text.rfind(")")
-        fields = text[rparen + 2:].split()
+        rparen = data.rfind(b")")
+        fields = data[rparen + 2:].split(None, 22)
         try:
             flags = int(fields[6])
             if flags & PF_KTHREAD:
@@ -144,10 +164,10 @@ def scan(proc_path, errors):
                 continue
             ppid = int(fields[1])
             rss_kb = int(fields[21]) * page_kb
-            comm = text[text.index("(") + 1:rparen]
+            comm = data[data.index(b"(") + 1:rparen].decode("utf-8", "replace")
         except (ValueError, IndexError):
             # Slow path only for a malformed line: let the parser say what is wrong.
-            parse_stat(text, base + "/stat")
+            parse_stat(data.decode("utf-8", "replace"), base + "/stat")
             raise
         try:
             adj, legacy = _read_adj(base)

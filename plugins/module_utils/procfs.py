@@ -198,6 +198,15 @@ def parse_cmdline(data, max_len=256):
         args.pop()
     if len(args) == 1 and " " in args[0]:
         args = args[0].split(" ")
+    if max_len:
+        # Only the arguments that can show up after truncation are redacted (plus one, for an
+        # option whose secret is the next argument); the rest is cut anyway.
+        length = 0
+        for index, arg in enumerate(args):
+            length += len(arg) + 1
+            if length > max_len:
+                args = args[:index + 2]
+                break
     text = " ".join(redact_args(args))
     if max_len and len(text) > max_len:
         text = text[:max(max_len - 3, 0)] + "..."

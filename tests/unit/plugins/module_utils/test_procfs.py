@@ -386,3 +386,18 @@ def test_cmdline_total_and_bounded(data, max_len):
 def test_secret_never_leaks(secret, form):
     data = ("prog\0" + form.format(s=secret) + "\0").encode()
     assert secret not in parse_cmdline(data, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(secret=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=8, max_size=20),
+       prefix=st.lists(st.text(alphabet="abc -", min_size=1, max_size=12), max_size=5),
+       form=st.sampled_from([["--password", "{s}"], ["-p", "{s}"], ["--token={s}"], ["x://u:{s}@h"]]),
+       max_len=st.integers(min_value=1, max_value=80))
+def test_secret_never_leaks_at_any_truncation(secret, prefix, form, max_len):
+    args = ["prog"] + prefix + [part.format(s=secret) for part in form] + ["tail"]
+    data = b"".join(a.encode() + b"\0" for a in args)
+    full = parse_cmdline(data, 0)
+    assert secret not in full and REDACTED in full
+    # truncation only ever cuts the fully redacted text
+    expected = full if len(full) <= max_len else full[:max(max_len - 3, 0)] + "..."
+    assert parse_cmdline(data, max_len) == expected
