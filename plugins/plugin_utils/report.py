@@ -267,8 +267,9 @@ def records_from_facts(hosts, facts, lost, written_at, run_id=None):
     A host in ``lost`` (unreachable or failed) gets a record that makes it
     ``unknown``; a host with no exposure that the play did not lose gets no
     record at all, so an older result file or "no result" speaks for it.
-    A record's time is the assessment's own ``checked_at``, so re-reporting
-    an unchanged assessment gives an unchanged report.
+    Every record is stamped ``written_at`` (now): what this play saw is the
+    newest word on the host, and beats a file ``assess`` wrote in the same run
+    (which lacks the snapshots and changes).
     """
     records = []
     for host in hosts:
@@ -282,9 +283,8 @@ def records_from_facts(hosts, facts, lost, written_at, run_id=None):
             value = host_facts.get(key)
             if not host_run_id and isinstance(value, dict) and value.get("run_id"):
                 host_run_id = value["run_id"]
-        stamp = parse_time(exposure.get("checked_at")) if isinstance(exposure, dict) and not failed else None
         records.append(make_record(host, exposure, host_facts.get("oomguard_snapshots"), host_facts.get("oomguard_changes"),
-                                   run_id=host_run_id, written_at=format_time(stamp) if stamp else written_at, failed=failed))
+                                   run_id=host_run_id, written_at=written_at, failed=failed))
     return records
 
 
@@ -402,10 +402,10 @@ def build_report(records, expected_hosts=(), failed_hosts=None, generated_at=Non
 
 
 def _volatile_times(report):
-    """The times a re-run moves although nothing was learnt: the report's own, and lost hosts'."""
+    """The times a re-run moves although nothing was learnt: the report's own, and this play's hosts'."""
     times = {"generated_at": report.get("generated_at")}
     for index, entry in enumerate(report.get("hosts") or ()):
-        if isinstance(entry, dict) and entry.get("source") == SOURCE_PLAY and entry.get("level") == UNKNOWN:
+        if isinstance(entry, dict) and entry.get("source") == SOURCE_PLAY:
             times[index] = entry.get("written_at")
     return times
 

@@ -7,6 +7,7 @@ fail_on failing the play, and the same role in a separate play on localhost."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -210,6 +211,13 @@ def test_role_in_localhost_play_merges_result_files(workdir):
     assert "skipped result file torn.json" in proc.stdout
     assert sorted(os.listdir(str(results))) == ["app01.json", "db01.json", "far01.json", "lb01.json", "torn.json", "web01.json", "web02.json"]
     written = json.loads((results / "db01.json").read_text())
-    assert written["exposure"]["level"] == "critical" and written["written_at"] == "2026-11-29T02:30:00Z"
+    assert written["exposure"]["level"] == "critical"
+    stamp = datetime.datetime.strptime(written["written_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+    assert abs((datetime.datetime.now(datetime.timezone.utc) - stamp).total_seconds()) < 600   # stamped when this play reported it
+    first_written = written["written_at"]
+    # A re-run that learns nothing new rewrites no result file.
+    proc = run_playbook(workdir, "localhost_play.yml", "-e", "oomguard_report_results_dir=%s" % results,
+                        "-e", '{"oomguard_report_formats": ["json", "prometheus"]}')
+    assert json.loads((results / "db01.json").read_text())["written_at"] == first_written
     prom = load(workdir, "oomguard-report.prom")
     assert 'oomguard_host_exposure_level{host="far01"} 3' in prom

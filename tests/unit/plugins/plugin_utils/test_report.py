@@ -203,7 +203,7 @@ def test_records_from_facts():
     }
     records = rp.records_from_facts(["a", "b", "c"], facts, {"c"}, T1, run_id=None)
     assert [r["host"] for r in records] == ["a", "c"]
-    assert records[0]["written_at"] == "2026-11-29T01:00:00Z"   # the assessment's own time
+    assert records[0]["written_at"] == T1   # this play's time: newer than a file assess wrote in the same run
     assert records[0]["run_id"] == "run-from-changes"
     assert records[1]["failed"] == rp.REASON_FAILED and records[1]["written_at"] == T1
 
