@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
@@ -43,8 +44,9 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         super().run(tmp, task_vars)
         args = dict(self._task.args)
-        if not args.get('instances') or not args.get('wait', True) or self._task.check_mode:
+        if not args.get('instances'):
             return self._module(args, task_vars)
+        waiting_wanted = boolean(args.get('wait', True), strict=False) and not self._task.check_mode
         try:
             wait_timeout = int(args.get('wait_timeout', 1800))
             interval = max(1.0, float(args.get('progress_interval', 15)))
@@ -54,9 +56,11 @@ class ActionModule(ActionBase):
         first = self._module(dict(args, wait=False), task_vars)
         if first.get('failed') or 'hosts' not in first:
             return first
+        self._show(first['hosts'])
+        if not waiting_wanted:
+            return first
         hosts = first['hosts']
         changed = bool(first.get('changed'))
-        self._show(hosts)
         by_key = dict(((item.get('host') or item['instance_id']), item) for item in args['instances'])
         while pending(hosts):
             left = wait_timeout - (time.monotonic() - start)

@@ -34,6 +34,8 @@ def progress_lines(hosts, keys=None):
         result = hosts[key]
         for line in result.get('progress') or []:
             lines.append('%s: %s' % (key, line))
+        if not result.get('progress') and not result.get('failed') and result.get('message'):
+            lines.append('%s: %s' % (key, result['message']))
         if result.get('failed'):
             lines.append('%s: FAILED: %s' % (key, result.get('msg')))
     return lines
