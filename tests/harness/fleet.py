@@ -174,6 +174,7 @@ class Fleet:
         self.known_hosts_path = os.path.join(self.state_dir, 'known_hosts')
         self.control_dir = os.path.join(self.state_dir, 'cp')
         self.state = None
+        self._children = {}  # pid -> Popen, for the hosts this process started
 
     # -- state ----------------------------------------------------------------------
     def load(self):
@@ -330,6 +331,7 @@ class Fleet:
                  'fleet-init', host['name'], config],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True)
         host['pid'] = child.pid
+        self._children[child.pid] = child
         host['starttime'] = process_starttime(child.pid)
         self._save()
         return child
@@ -455,22 +457,26 @@ class Fleet:
             _run(['ssh', '-o', 'ControlPath=%s' % os.path.join(self.control_dir, sock), '-O', 'exit', 'fleet'],
                  check=False)
 
-    @staticmethod
-    def _kill_host(host, problems):
+    def _kill_host(self, host, problems):
         pid, starttime = host.get('pid'), host.get('starttime')
+        child = self._children.pop(pid, None) if pid else None
         if not pid or starttime is None or process_starttime(pid) != starttime:
+            if child is not None:
+                child.poll()  # reap our own child if it died by itself
             return  # never started, already gone, or the PID now belongs to someone else
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + DRAIN_TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                    return
-            except ChildProcessError:
+        if child is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=DRAIN_TIMEOUT)
+                return
+        else:
+            # Started by another process (the `up` command line): its new parent reaps it.
+            deadline = time.monotonic() + DRAIN_TIMEOUT
+            while time.monotonic() < deadline:
                 if process_starttime(pid) != starttime:
-                    return  # not our child: its parent reaped it
-            time.sleep(0.02)
+                    return
+                time.sleep(0.02)
         problems.append('process %d (host %s) did not exit after SIGKILL' % (pid, host['name']))
 
     @staticmethod
