@@ -1,0 +1,42 @@
+"""The module's own pure helpers: option checks, run ids, diff."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ansible_collections.oomguard.fleet.plugins.modules import disk_snapshot
+
+
+def params(**overrides):
+    base = dict(wait_timeout=10, retention=0, poll_interval=1.0, concurrency=4, instance_id='i-1', instances=None, region='r')
+    base.update(overrides)
+    return base
+
+
+@pytest.mark.parametrize('overrides,message', [
+    ({}, None),
+    ({'wait_timeout': -1}, 'wait_timeout must be 0 or more, got -1'),
+    ({'retention': -2}, 'retention must be 0 or more, got -2'),
+    ({'poll_interval': 0}, 'poll_interval must be more than 0, got 0'),
+    ({'concurrency': 0}, 'concurrency must be 1 or more, got 0'),
+    ({'instance_id': None}, 'give exactly one of instance_id and instances'),
+    ({'instances': [{'instance_id': 'i-2', 'region': None, 'host': None}]}, 'give exactly one of instance_id and instances'),
+    ({'region': None}, 'region is required with instance_id'),
+    ({'instance_id': None, 'region': None, 'instances': [{'instance_id': 'i-2', 'region': None, 'host': None}]},
+     'instance i-2 has no region: set region on the entry or the region option'),
+    ({'instance_id': None, 'region': None, 'instances': [{'instance_id': 'i-2', 'region': 'x', 'host': None}]}, None),
+])
+def test_check_params(overrides, message):
+    assert disk_snapshot.check_params(params(**overrides)) == message
+
+
+def test_new_run_id_format():
+    assert re.match(r'^oomguard-\d{8}T\d{6}Z-\d{4}$', disk_snapshot.new_run_id())
+
+
+def test_diff():
+    result = {'reused': ['s-1'], 'deleted': ['s-0'], 'would_delete': [], 'created': ['s-2'], 'would_create': [{'disk_id': 'd-9'}]}
+    assert disk_snapshot.diff_of(result) == {'before': {'snapshots': ['s-0', 's-1']},
+                                             'after': {'snapshots': ['(new snapshot of d-9)', 's-1', 's-2']}}
