@@ -316,4 +316,3 @@ def contract_changes(the_plan, result, persist):
             rows.append({"pid": None, "name": None, "unit": unit_name, "old": None, "new": the_plan["value"],
                          "persist": "systemd", "dropin": path})
     return rows
-

@@ -22,7 +22,7 @@ description:
     changes nothing.
   - A file or value that someone changed after the run is left alone and reported in RV(skipped).
 author:
-  - oomguard.fleet contributors
+  - oomguard.fleet contributors (@oomguard)
 extends_documentation_fragment:
   - oomguard.fleet.remediation
 options:
@@ -32,12 +32,16 @@ options:
     type: str
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reports what would be restored; writes nothing.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: One before/after entry per process and per drop-in file.
   platform:
+    description: Target OS/families that can be operated against.
+    support: N/A
     platforms: posix
     details: Linux only.
 seealso:
@@ -73,13 +77,13 @@ run_id:
   type: str
   sample: oomguard-20261129T030000Z-17
 restored:
-  description: Processes whose value was restored, each with RV(restored[].old) (value before the rollback) and RV(restored[].new).
+  description: Processes whose value was restored, each with C(old) (value before the rollback) and C(new).
   returned: always
   type: list
   elements: dict
   sample: [{pid: 4242, name: java, unit: app.service, old: 0, new: -1000}]
 dropins:
-  description: Drop-in files restored (RV(dropins[].action) V(restored)) or removed (V(removed)).
+  description: Drop-in files restored (C(action) V(restored)) or removed (V(removed)).
   returned: always
   type: list
   elements: dict

@@ -23,7 +23,7 @@ description:
     can undo the run even when it was killed half way. A lock keeps two runs off one host.
   - A process that exits while the module runs is reported in RV(vanished), never an error.
 author:
-  - oomguard.fleet contributors
+  - oomguard.fleet contributors (@oomguard)
 extends_documentation_fragment:
   - oomguard.fleet.remediation
 options:
@@ -59,12 +59,16 @@ options:
     default: none
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reads everything, reports what would change, writes nothing (no journal record either).
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: One before/after entry per process (its value) and per drop-in file (its content).
   platform:
+    description: Target OS/families that can be operated against.
+    support: N/A
     platforms: posix
     details: Linux only (procfs); drop-ins need systemd.
 seealso:
@@ -123,7 +127,7 @@ matched:
   elements: dict
   sample: [{pid: 4242, name: java, unit: app.service, oom_score_adj: -1000}]
 dropins:
-  description: Drop-in files written (or that would be), with RV(dropins[].action) V(created) or V(updated).
+  description: Drop-in files written (or that would be), each with C(action) V(created) or V(updated).
   returned: always
   type: list
   elements: dict

@@ -93,7 +93,7 @@ def test_selectors_combine(proc):
 
 def test_plan_runtime_dropins_and_unpersisted(proc, tmp_path):
     sysdir = str(tmp_path / "etc")
-    procs, _ = rem.select_processes(proc, cmdline="java|adhoc")
+    procs = rem.select_processes(proc, cmdline="java|adhoc")[0]
     the_plan = rem.plan(procs, 0, "systemd", sysdir)
     assert [(i["pid"], i["old"], i["new"]) for i in the_plan["runtime"]] == [(77, -1000, 0), (4242, -1000, 0), (4243, -1000, 0)]
     assert [d["unit"] for d in the_plan["dropins"]] == ["app.service"]
@@ -109,7 +109,7 @@ def test_plan_runtime_dropins_and_unpersisted(proc, tmp_path):
 def test_plan_is_empty_when_everything_is_in_place(proc, tmp_path):
     sysdir = str(tmp_path / "etc")
     rem.write_file_atomic(rem.dropin_path(sysdir, "app.service"), rem.dropin_content(0))
-    procs, _ = rem.select_processes(proc, name="worker")
+    procs = rem.select_processes(proc, name="worker")[0]
     the_plan = rem.plan(procs, 0, "systemd", sysdir)
     assert the_plan["runtime"] == [] and the_plan["dropins"] == [] and [u["pid"] for u in the_plan["unchanged"]] == [90]
 
@@ -122,16 +122,17 @@ def test_unit_selector_writes_the_dropin_without_a_process(proc, tmp_path):
 
 def test_apply_journals_before_each_change_and_runs_systemctl(proc, tmp_path):
     journal = jr.Journal(str(tmp_path / "state" / "journal.jsonl"), "run-1")
-    procs, _ = rem.select_processes(proc, name="java")
+    procs = rem.select_processes(proc, name="java")[0]
     the_plan = rem.plan(procs, 0, "systemd", str(tmp_path / "etc"))
     systemctl = Systemctl()
     outcome = rem.apply(the_plan, journal, proc, True, systemctl, restart=True)
     assert systemctl.calls == [["daemon-reload"], ["restart", "app.service"]]
     assert outcome["daemon_reload"] and outcome["restarted"] == ["app.service"]
     assert adj(proc, 4242) == 0 and adj(proc, 4243) == 0
-    records, _ = jr.read_records(journal.path)
-    assert [(r["op"], r["state"]) for r in records] == [("dropin", "intent"), ("dropin", "done"), ("runtime", "intent"),
-                                                         ("runtime", "done"), ("runtime", "intent"), ("runtime", "done")]
+    records = jr.read_records(journal.path)[0]
+    expected = [("dropin", "intent"), ("dropin", "done"), ("runtime", "intent"), ("runtime", "done"),
+                ("runtime", "intent"), ("runtime", "done")]
+    assert [(r["op"], r["state"]) for r in records] == expected
     assert records[0]["previous"] is None and records[0]["dir_created"] is True
     rows = rem.contract_changes(the_plan, outcome, "systemd")
     assert rows[0] == {"pid": 4242, "name": "java", "unit": "app.service", "old": -1000, "new": 0, "persist": "systemd",
@@ -140,7 +141,7 @@ def test_apply_journals_before_each_change_and_runs_systemctl(proc, tmp_path):
 
 def test_apply_without_systemd_never_calls_systemctl(proc, tmp_path):
     journal = jr.Journal(str(tmp_path / "j.jsonl"), "run-1")
-    procs, _ = rem.select_processes(proc, pid=4242)
+    procs = rem.select_processes(proc, pid=4242)[0]
     systemctl = Systemctl()
     outcome = rem.apply(rem.plan(procs, 0, "systemd", str(tmp_path / "etc")), journal, proc, False, systemctl, restart=True)
     assert systemctl.calls == [] and outcome["daemon_reload"] is False and outcome["restarted"] == []
@@ -148,7 +149,7 @@ def test_apply_without_systemd_never_calls_systemctl(proc, tmp_path):
 
 def test_failed_daemon_reload_keeps_the_partial_outcome(proc, tmp_path):
     journal = jr.Journal(str(tmp_path / "j.jsonl"), "run-1")
-    procs, _ = rem.select_processes(proc, pid=4242)
+    procs = rem.select_processes(proc, pid=4242)[0]
     with pytest.raises(rem.RemediationError, match="Failed to run systemctl daemon-reload: Failed to daemon-reload") as info:
         rem.apply(rem.plan(procs, 0, "systemd", str(tmp_path / "etc")), journal, proc, True, Systemctl("daemon-reload"))
     assert [d["unit"] for d in info.value.partial["dropins"]] == ["app.service"]
@@ -157,7 +158,7 @@ def test_failed_daemon_reload_keeps_the_partial_outcome(proc, tmp_path):
 
 def test_process_gone_or_pid_reused_between_plan_and_write(proc, tmp_path):
     journal = jr.Journal(str(tmp_path / "j.jsonl"), "run-1")
-    procs, _ = rem.select_processes(proc, name="java")
+    procs = rem.select_processes(proc, name="java")[0]
     the_plan = rem.plan(procs, 0, "none", str(tmp_path / "etc"))
     shutil.rmtree(os.path.join(proc, "4242"))
     build_proc_tree(proc, processes=[{"pid": 4243, "comm": "java", "oom_score_adj": -1000}])
@@ -168,7 +169,7 @@ def test_process_gone_or_pid_reused_between_plan_and_write(proc, tmp_path):
     outcome = rem.apply(the_plan, journal, proc, False, Systemctl())
     assert [v["pid"] for v in outcome["vanished"]] == [4242, 4243] and outcome["processes"] == []
     assert adj(proc, 4243) == -1000
-    records, _ = jr.read_records(journal.path)
+    records = jr.read_records(journal.path)[0]
     assert [r["state"] for r in records] == ["intent", "vanished", "intent", "vanished"]
 
 
@@ -232,10 +233,10 @@ def test_rollback_restores_newest_first_and_is_idempotent(proc, tmp_path):
     rem.write_file_atomic(path, "[Service]\nOOMScoreAdjust=-1000\n")  # the admin's own file at our name
     journal = jr.Journal(str(tmp_path / "j.jsonl"), "run-1")
     for value in (500, 0):  # two changes of the same pid and file in one run
-        procs, _ = rem.select_processes(proc, pid=4242)
+        procs = rem.select_processes(proc, pid=4242)[0]
         rem.apply(rem.plan(procs, value, "systemd", sysdir), journal, proc, False, Systemctl())
     assert adj(proc, 4242) == 0
-    records, _ = jr.read_records(journal.path)
+    records = jr.read_records(journal.path)[0]
     assert rb.resolve_run(records, None) == "run-1" and rb.resolve_run(records, "other") == "other"
     the_plan = rb.plan_rollback(records, "run-1", proc)
     assert [(r["old"], r["new"]) for r in the_plan["runtime"]] == [(0, 500), (500, -1000)]
@@ -245,7 +246,7 @@ def test_rollback_restores_newest_first_and_is_idempotent(proc, tmp_path):
     outcome = rb.apply_rollback(the_plan, undo, proc, True, Systemctl())
     assert adj(proc, 4242) == -1000 and open(path, encoding="utf-8").read() == "[Service]\nOOMScoreAdjust=-1000\n"
     assert outcome["daemon_reload"] and [d["action"] for d in outcome["dropins"]] == ["restored", "restored"]
-    records, _ = jr.read_records(journal.path)
+    records = jr.read_records(journal.path)[0]
     assert rb.plan_rollback(records, "run-1", proc)["already"] is True
     assert rb.plan_rollback(records, None, proc)["runtime"] == []
 
@@ -253,14 +254,14 @@ def test_rollback_restores_newest_first_and_is_idempotent(proc, tmp_path):
 def test_rollback_leaves_what_others_changed_and_skips_gone_processes(proc, tmp_path):
     sysdir = str(tmp_path / "etc")
     journal = jr.Journal(str(tmp_path / "j.jsonl"), "run-1")
-    procs, _ = rem.select_processes(proc, name="java")
+    procs = rem.select_processes(proc, name="java")[0]
     rem.apply(rem.plan(procs, 0, "systemd", sysdir), journal, proc, False, Systemctl())
     rem.write_file_atomic(rem.dropin_path(sysdir, "app.service"), "[Service]\nOOMScoreAdjust=100\n")
     with open(os.path.join(proc, "4243", "oom_score_adj"), "w", encoding="utf-8") as handle:
         handle.write("300\n")
     build_proc_tree(proc, processes=[{"pid": 77, "comm": "adhoc", "oom_score_adj": 0}])
     shutil.rmtree(os.path.join(proc, "4242"))
-    records, _ = jr.read_records(journal.path)
+    records = jr.read_records(journal.path)[0]
     the_plan = rb.plan_rollback(records, "run-1", proc)
     reasons = sorted(s["reason"] for s in the_plan["skipped"])
     assert the_plan["runtime"] == [] and the_plan["dropins"] == [] and len(reasons) == 3
@@ -270,13 +271,13 @@ def test_rollback_leaves_what_others_changed_and_skips_gone_processes(proc, tmp_
 
 def test_refused_rollback_is_not_marked_complete(proc, tmp_path, monkeypatch):
     journal = jr.Journal(str(tmp_path / "j.jsonl"), "run-1")
-    procs, _ = rem.select_processes(proc, pid=4242)
+    procs = rem.select_processes(proc, pid=4242)[0]
     rem.apply(rem.plan(procs, 0, "none", str(tmp_path / "etc")), journal, proc, False, Systemctl())
-    records, _ = jr.read_records(journal.path)
+    records = jr.read_records(journal.path)[0]
     monkeypatch.setattr(rem, "set_runtime", lambda proc_path, item: "refused")
     outcome = rb.apply_rollback(rb.plan_rollback(records, "run-1", proc), jr.Journal(journal.path, "run-2"), proc, False, Systemctl())
     assert [r["pid"] for r in outcome["refused"]] == [4242]
-    records, _ = jr.read_records(journal.path)
+    records = jr.read_records(journal.path)[0]
     assert not jr.rolled_back(records, "run-1") and records[-1]["state"] == "refused"
 
 

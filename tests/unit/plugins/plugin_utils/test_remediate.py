@@ -72,10 +72,13 @@ def test_include_adds_named_allowlisted_processes_once():
     assert [c["pid"] for c in plan(processes=processes)["candidates"]] == [4242, 77]
 
 
-@pytest.mark.parametrize("kw,words", [({"mode": "fix"}, "oomguard_remediate_mode must be flag or reset"),
-                                       ({"value": 5000}, "oomguard_remediate_value must be an integer from -1000 to 1000"),
-                                       ({"value": True}, "oomguard_remediate_value"),
-                                       ({"max_changes": -1}, "oomguard_remediate_max_changes must be an integer >= 0")])
+BAD_INPUT = [({"mode": "fix"}, "oomguard_remediate_mode must be flag or reset"),
+             ({"value": 5000}, "oomguard_remediate_value must be an integer from -1000 to 1000"),
+             ({"value": True}, "oomguard_remediate_value"),
+             ({"max_changes": -1}, "oomguard_remediate_max_changes must be an integer >= 0")]
+
+
+@pytest.mark.parametrize("kw,words", BAD_INPUT)
 def test_bad_role_input_names_the_variable(kw, words):
     with pytest.raises(logic.RemediatePlanError, match=words):
         plan(**kw)
