@@ -79,6 +79,13 @@ def _same_but(path, data, moving_key):
     return old == data
 
 
+def _make_dir(path, option):
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise ReportError("cannot create directory %s (%s); point %s at a writable directory" % (path, exc.strerror or exc, option))
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
@@ -95,7 +102,7 @@ class ActionModule(ActionBase):
 
     def _write_results(self, results_dir, records):
         written = []
-        os.makedirs(results_dir, exist_ok=True)
+        _make_dir(results_dir, "results_dir (role: oomguard_report_results_dir)")
         for record in records:
             payload = result_file_payload(record)
             path = os.path.join(results_dir, safe_host_filename(record["host"]))
@@ -134,7 +141,7 @@ class ActionModule(ActionBase):
             if args["results_dir"] and args["write_results"] and not check_mode:
                 result_files = self._write_results(args["results_dir"], live)
             if not check_mode:
-                os.makedirs(args["dest"], exist_ok=True)
+                _make_dir(args["dest"], "dest (role: oomguard_report_dir)")
             changed_files = write_report(report, paths, junit_fail_on=args["junit_fail_on"],
                                          unknown_fails=args["unknown_fails"], check_mode=check_mode)
         except (ReportError, OSError) as exc:

@@ -221,3 +221,49 @@ def test_role_in_localhost_play_merges_result_files(workdir):
     assert json.loads((results / "db01.json").read_text())["written_at"] == first_written
     prom = load(workdir, "oomguard-report.prom")
     assert 'oomguard_host_exposure_level{host="far01"} 3' in prom
+
+
+PLAYBOOK_FILES_ONLY = """
+- name: Final report of all AWX slices, from the result files only
+  hosts: localhost
+  gather_facts: false
+  roles:
+    - role: oomguard.fleet.report
+      vars:
+        oomguard_report_hosts: []
+        oomguard_report_write_results: false
+"""
+
+
+def test_role_report_from_result_files_only(workdir):
+    results = workdir / "results"
+    results.mkdir()
+    for host, level, stamp in (("s1-a", "critical", "2026-11-29T02:40:00Z"), ("s2-b", "ok", "2026-11-29T02:41:00Z")):
+        (results / ("%s.json" % host)).write_text(json.dumps({
+            "schema": 1, "host": host, "run_id": "slice", "written_at": stamp,
+            "exposure": exposure(host, level, 1.0, []), "snapshots": None, "changes": None}))
+    (workdir / "files_only.yml").write_text(PLAYBOOK_FILES_ONLY)
+    proc = run_playbook(workdir, "files_only.yml", "-e", "oomguard_report_results_dir=%s" % results)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert levels_of(json.loads(load(workdir, "oomguard-report.json"))) == {"s1-a": ("critical", None), "s2-b": ("ok", None)}
+    assert sorted(os.listdir(str(results))) == ["s1-a.json", "s2-b.json"]   # nothing written back
+
+
+def test_role_rejects_a_bad_level(workdir):
+    proc = run_playbook(workdir, "same_play.yml", "-e", "oomguard_report_fail_on=severe", "--limit", "web02")
+    assert proc.returncode == 2
+    assert "oomguard_report_fail_on" in proc.stdout and "severe" in proc.stdout
+    assert not (workdir / "report").exists()
+
+
+@pytest.mark.parametrize("option,message", [
+    ("oomguard_report_dir", "Failed to build the fleet report: cannot create directory"),
+    ("oomguard_report_results_dir", "Failed to build the fleet report: Failed to read results directory"),
+])
+def test_role_says_what_to_do_when_it_cannot_write_or_read(workdir, option, message):
+    blocker = workdir / "a-file"
+    blocker.write_text("x")
+    target = str(blocker / "sub") if option == "oomguard_report_dir" else str(blocker)
+    proc = run_playbook(workdir, "same_play.yml", "--limit", "web02", "-e", "%s=%s" % (option, target))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert message in proc.stdout
