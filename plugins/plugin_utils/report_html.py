@@ -46,6 +46,7 @@ svg .axis{fill:var(--mute)}
 .note{color:var(--mute);font-size:12px;margin:6px 0 0}
 .tools{display:flex;gap:12px;align-items:center;margin:0 0 10px}
 .tools input{font:inherit;padding:5px 9px;border:1px solid var(--line);border-radius:6px;width:260px}
+.table-wrap{overflow-x:auto}
 table{border-collapse:collapse;width:100%}
 th,td{text-align:left;vertical-align:top;padding:7px 10px;border-bottom:1px solid var(--line)}
 th{background:#eef1f4;position:sticky;top:0;white-space:nowrap}
@@ -53,8 +54,8 @@ th button{all:unset;cursor:pointer;font-weight:600}
 th button::after{content:" \\2195";color:var(--mute)}
 th[aria-sort=ascending] button::after{content:" \\2191"}
 th[aria-sort=descending] button::after{content:" \\2193"}
-td.findings{min-width:340px;width:40%}
-td.wide{min-width:150px}
+td.findings{min-width:260px}
+td.wide{min-width:130px}
 td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
 tbody tr:hover{background:#f6f8fa}
 .lvl{display:inline-block;border-radius:10px;padding:1px 9px;color:#fff;font-size:12px;font-weight:600}
@@ -141,10 +142,10 @@ def _chart(hosts, limit):
             label_w, y + 3, max(bar_w * share / 100.0, 1.5), row_h - 6, LEVEL_COLOURS[entry["level"]]))
         parts.append('<text x="%.1f" y="%d">%s</text></g>' % (label_w + bar_w * share / 100.0 + 6, y + 15, pct_text(share)))
     parts.append("</svg>")
-    note = ""
+    note = "Share of MemTotal held by processes at oom_score_adj -1000; a bar's colour is its host's level."
     if len(rows) > limit:
-        note = '<p class="note">The %d hosts with the largest share of %d; the table lists every host.</p>' % (limit, len(rows))
-    return "".join(parts) + note
+        note += " The %d hosts with the largest share of %d; the table lists every host." % (limit, len(rows))
+    return "".join(parts) + '<p class="note">%s</p>' % note
 
 
 def _findings_cell(entry):
@@ -233,7 +234,8 @@ def render_html(report, chart_limit=40):
         '<section id="share"><h2>Unkillable share of memory per host</h2>%s</section>' % _chart(report["hosts"], chart_limit),
         '<section><h2>Hosts</h2><div class="tools"><input id="filter" type="search" placeholder="Filter hosts, findings&hellip;" '
         'aria-label="Filter hosts"><span class="muted">Click a column header to sort.</span></div>',
-        '<table id="hosts"><thead><tr>%s</tr></thead><tbody>%s</tbody></table></section>' % (head_html, "".join(rows)),
+        '<div class="table-wrap"><table id="hosts"><thead><tr>%s</tr></thead><tbody>%s</tbody></table></div></section>' % (
+            head_html, "".join(rows)),
         problems,
         "</main><script>%s</script></body></html>\n" % _JS,
     ))

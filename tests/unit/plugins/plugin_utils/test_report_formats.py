@@ -129,7 +129,7 @@ def test_html_chart_limit_and_empty():
     assert len(digest_html(text).bars) == 6
     from ansible_collections.oomguard.fleet.plugins.plugin_utils.report_html import render_html
     limited = render_html(model_of(*hosts), chart_limit=4)
-    assert len(digest_html(limited).bars) == 4 and "The 4 hosts with the largest share of 6" in limited
+    assert len(digest_html(limited).bars) == 4 and "The 4 hosts with the largest share of 6;" in limited
     empty = ro.render(rp.build_report([], expected_hosts=["a"]), "html")
     assert 'id="chart-empty"' in empty and digest_html(empty).rows[0]["level"] == "unknown"
 
