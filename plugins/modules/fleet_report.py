@@ -23,7 +23,7 @@ description:
   - Every file is written atomically (a temporary file in the same directory, then a rename), so
     node_exporter's textfile collector and CI never read half a file.
   - When the new report says the same as the JSON report already at O(dest), the files are left alone
-    and the task reports no change.
+    and the task reports no change. This needs C(json) in O(formats); without it every run rewrites the files.
 options:
   hosts:
     description:
