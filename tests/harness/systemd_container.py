@@ -25,6 +25,10 @@ STORAGE_ROOT = os.path.join(CACHE_DIR, "storage")
 RUN_ROOT = "/run/oomguard-systemd-podman"
 DEBIAN_MIRROR = os.environ.get("OOMGUARD_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 PACKAGES = ("systemd", "systemd-sysv", "python3")
+# podman makes these even with --root/--runroot; whichever did not exist before this harness
+# was first imported is removed by cleanup_state().
+PODMAN_STATE_DIRS = ("/run/libpod", "/run/containers", "/var/lib/containers")
+_STATE_BEFORE = frozenset(path for path in PODMAN_STATE_DIRS if os.path.lexists(path))
 
 
 class HarnessUnavailable(Exception):
@@ -195,6 +199,16 @@ class SystemdContainer:
         self.container_id = None
 
 
-def remove_run_state():
-    """Remove the runroot this harness created (the cached image storage is kept on purpose)."""
-    shutil.rmtree(RUN_ROOT, ignore_errors=True)
+def cleanup_state():
+    """Remove the podman state this harness created: its runroot, and the default state
+    directories that did not exist before it ran. The cached image storage is kept on purpose.
+    Call it after every container was stopped; returns the paths removed."""
+    leftovers = podman("ps", "-a", "-q", check=False).stdout.split() if shutil.which("podman") else []
+    if leftovers:
+        raise RuntimeError("containers still exist, stop them first: %s" % " ".join(leftovers))
+    removed = []
+    for path in (RUN_ROOT,) + tuple(p for p in PODMAN_STATE_DIRS if p not in _STATE_BEFORE):
+        if os.path.lexists(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed

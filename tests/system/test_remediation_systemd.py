@@ -23,9 +23,12 @@ def image():
     if reason:
         pytest.skip("real systemd in podman: " + reason)
     try:
-        return sc.ensure_image()
+        name = sc.ensure_image()
     except sc.HarnessUnavailable as exc:
         pytest.skip("real systemd in podman: %s" % exc)
+    yield name
+    sc.cleanup_state()
+    assert not os.path.exists(sc.RUN_ROOT)
 
 
 @pytest.fixture
