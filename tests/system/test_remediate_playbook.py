@@ -63,8 +63,10 @@ def test_remediate_playbook_then_rollback(tmp_path, ecs):
                  oomguard_snapshot_endpoint_url=ecs.endpoint, oomguard_snapshot_poll_interval=0.2,
                  oomguard_snapshot_progress_interval=1, oomguard_snapshot_retry_delay=0.05)
     web02 = dict(host_vars(tmp_path, "web02"), oomguard_snapshot_enabled=False)
+    web03 = dict(host_vars(tmp_path, "web03"), instance_id="i-gone03", region=REGION, oomguard_snapshot_provider="alicloud",
+                 oomguard_snapshot_endpoint_url=ecs.endpoint, oomguard_snapshot_retry_delay=0.05)
     inventory = tmp_path / "inventory.json"
-    inventory.write_text(json.dumps({"all": {"children": {"fleet": {"hosts": {"web01": web01, "web02": web02}}}},
+    inventory.write_text(json.dumps({"all": {"children": {"fleet": {"hosts": {"web01": web01, "web02": web02, "web03": web03}}}},
                                      "_meta": {}}))
     report_dir = tmp_path / "report"
     args = ["-e", "oomguard_hosts=fleet", "-e", "oomguard_remediate_mode=reset", "-e", "oomguard_serial=1",
@@ -73,7 +75,8 @@ def test_remediate_playbook_then_rollback(tmp_path, ecs):
     proc = run(tmp_path, "remediate.yml", inventory, *args)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert SECRET not in proc.stdout + proc.stderr
-    assert adj(tmp_path, "web01") == 0 and adj(tmp_path, "web02") == -1000
+    assert adj(tmp_path, "web01") == 0 and adj(tmp_path, "web02") == -1000 and adj(tmp_path, "web03") == -1000
+    assert not (tmp_path / "web03" / "root").exists() and not (tmp_path / "web03" / "state" / "journal.jsonl").exists()
     assert "OOMScoreAdjust=0" in (tmp_path / "web01" / "root" / "etc/systemd/system/app.service.d/50-oomguard.conf").read_text()
     assert not (tmp_path / "web02" / "root").exists() and not (tmp_path / "web02" / "state" / "journal.jsonl").exists()
     assert len(ecs.snapshots) == 2  # system + one data disk of i-web01, tagged with the run id
@@ -81,7 +84,8 @@ def test_remediate_playbook_then_rollback(tmp_path, ecs):
     report = json.loads((report_dir / "oomguard-report.json").read_text())
     text = json.dumps(report)
     assert RUN_ID in text and "4242" in text
-    assert "oomguard_remediate_require_snapshot: false" in text  # web02's refusal reaches the report
+    assert text.count("oomguard_remediate_require_snapshot: false") >= 2  # both refusals reach the report
+    assert "oomguard_snapshots.status is 'failed'" in text and "oomguard_snapshots.status is 'skipped'" in text
     with open(tmp_path / "web01" / "state" / "journal.jsonl", encoding="utf-8") as handle:
         assert {json.loads(line)["run_id"] for line in handle} == {RUN_ID}
 
