@@ -102,6 +102,12 @@ def test_restart_option_restarts_the_unit_and_check_mode_touches_nothing(box):
     assert box.show(UNIT, "MainPID") != before_pid
     assert box.show(UNIT, "OOMScoreAdjust") == "0"
 
+    reset_pid = box.show(UNIT, "MainPID")
+    rc, undo = box.run_module("oom_rollback", {"restart": True})
+    assert rc == 0 and undo["restarted"] == [UNIT] and undo["daemon_reload"] is True
+    assert box.show(UNIT, "MainPID") != reset_pid and box.show(UNIT, "ActiveState") == "active"
+    assert box.show(UNIT, "OOMScoreAdjust") == "-1000" and not box.path_exists(DROPIN)
+
 
 def test_fixture_process_at_minus_1000_reset_and_rolled_back_with_real_systemd(box):
     # A real -1000 process cannot exist without CAP_SYS_RESOURCE: the runtime half uses a fixture
