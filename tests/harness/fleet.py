@@ -36,6 +36,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 
 STATE_VERSION = 1
 DEFAULT_NETWORK = '10.213.0.0/16'
@@ -117,6 +118,14 @@ def bridge_name(prefix, slot):
 
 def link_exists(name):
     return _run(['ip', 'link', 'show', 'dev', name], check=False).returncode == 0
+
+
+def link_alias(name):
+    """The interface's alias: None when it does not exist, '' when it has none."""
+    proc = _run(['ip', '-j', 'link', 'show', 'dev', name], check=False)
+    if proc.returncode:
+        return None
+    return json.loads(proc.stdout)[0].get('ifalias', '')
 
 
 def netns_list():
@@ -210,7 +219,8 @@ class Fleet:
             raise FleetError('%s already records a fleet (status %s); run `fleet.py down --state %s` first'
                              % (self.state_dir, self.state.get('status'), self.state_dir))
         self.state = {'version': STATE_VERSION, 'status': 'creating', 'hosts': [], 'bridge': None,
-                      'prefix': prefix, 'extra_inventory': extra_inventory}
+                      'prefix': prefix, 'extra_inventory': extra_inventory,
+                      'owner': 'oomguard-fleet:%s' % uuid.uuid4().hex[:16]}
         self._save()
         try:
             self._claim_slot(slot, prefix, network)
@@ -291,6 +301,9 @@ class Fleet:
                                'gateway': str(subnet[1])})
             self._save()
             _run(['ip', 'link', 'add', bridge, 'type', 'bridge'])
+            # Marks the slot as this fleet's: `down` of an older state file that names the
+            # same slot leaves a newer fleet's bridge, veths and namespaces alone.
+            _run(['ip', 'link', 'set', bridge, 'alias', self.state['owner']])
         _run(['ip', 'addr', 'add', '%s/24' % subnet[1], 'dev', bridge])
         _run(['ip', 'link', 'set', bridge, 'up'])
 
@@ -421,6 +434,12 @@ class Fleet:
         self._close_ssh_masters()
         for host in self.hosts:
             self._kill_host(host, problems)
+        alias = link_alias(self.state['bridge']) if self.state.get('bridge') else None
+        if alias not in (None, '', self.state.get('owner')):
+            # Our bridge is gone and another fleet took the slot: its names are not ours.
+            self.state.update({'status': 'down', 'note': 'slot reused by %s; nothing of it was touched' % alias})
+            self._save()
+            return self.hosts
         for host in self.hosts:
             self._drain_netns(host['netns'], problems)
         existing = netns_list()
@@ -501,19 +520,21 @@ class Fleet:
 def leftovers(state):
     """What of a fleet's resources still exists (empty when teardown was complete)."""
     found = []
-    namespaces = netns_list()
+    alias = link_alias(state['bridge']) if state.get('bridge') else None
+    names_are_ours = alias in (None, '', state.get('owner'))
+    namespaces = netns_list() if names_are_ours else set()
     for host in state.get('hosts', []):
         if host['netns'] in namespaces:
             found.append('netns %s' % host['netns'])
-        if link_exists(host['veth']):
+        if names_are_ours and link_exists(host['veth']):
             found.append('link %s' % host['veth'])
         if host.get('pid') and host.get('starttime') is not None and process_starttime(host['pid']) == host['starttime']:
             found.append('process %d' % host['pid'])
-    if state.get('bridge') and link_exists(state['bridge']):
+    if state.get('bridge') and alias is not None and names_are_ours:
         found.append('link %s' % state['bridge'])
     with open('/proc/self/mountinfo', encoding='utf-8') as handle:
         for line in handle:
-            if any('/run/netns/%s ' % h['netns'] in line for h in state.get('hosts', [])):
+            if names_are_ours and any('/run/netns/%s ' % h['netns'] in line for h in state.get('hosts', [])):
                 found.append('mount %s' % line.split()[4])
     return found
 

@@ -168,6 +168,33 @@ def test_two_fleets_started_at_once_get_different_slots(tmp_path):
         assert_nothing_left(fleet, fleet.state)
 
 
+def test_down_of_a_stale_state_leaves_a_newer_fleet_in_its_slot_alone(tmp_path):
+    old = fleet_mod.Fleet(str(tmp_path / 'old'))
+    old.up(2)
+    stale = json.loads(json.dumps(old.state))
+    # Someone removes the old fleet by hand, without the harness ...
+    for host in stale['hosts']:
+        os.kill(host['pid'], signal.SIGKILL)
+    for host in stale['hosts']:
+        old._children.pop(host['pid']).wait(timeout=10)  # pylint: disable=protected-access
+    for host in stale['hosts']:
+        deadline = time.monotonic() + 10
+        while fleet_mod.netns_pids(host['netns']) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        subprocess.run(['ip', 'netns', 'del', host['netns']], check=True)
+    subprocess.run(['ip', 'link', 'del', stale['bridge']], check=True)
+    # ... and a new fleet takes the same slot and names.
+    new = fleet_mod.Fleet(str(tmp_path / 'new'))
+    with new.running(2, slot=stale['slot']):
+        assert new.state['bridge'] == stale['bridge'] and new.hosts[0]['netns'] == stale['hosts'][0]['netns']
+        assert old.down() == old.hosts and 'slot reused by oomguard-fleet:' in old.state['note']
+        assert fleet_mod.leftovers(stale) == []
+        assert ssh(new, new.hosts[1], 'hostname').strip() == 'node02'
+        assert fleet_mod.leftovers(new.state) != []
+        state = json.loads(json.dumps(new.state))
+    assert_nothing_left(new, state)
+
+
 @pytest.fixture
 def dummy_route():
     """A real interface whose /24 sits where a fleet would go."""
