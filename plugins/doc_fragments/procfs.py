@@ -27,7 +27,7 @@ options:
 options: {}
 notes:
   - C(/proc/slabinfo) is mode 0400 (root only) on most kernels, so without C(become) the slab facts come back with
-    RV(ansible_facts.slabinfo.available=false) and a RV(ansible_facts.slabinfo.reason) saying so; the run does not fail.
+    C(available=false) and a C(reason) saying so; the run does not fail.
   - C(/proc/slabinfo) exists only on kernels built with C(CONFIG_SLUB_DEBUG) or C(CONFIG_SLAB).
     Without it, only the C(Slab), C(SReclaimable) and C(SUnreclaim) lines of C(/proc/meminfo) are returned.
   - Storing a baseline writes one small JSON file on the managed host (atomically, mode 0600, in a directory of

@@ -34,7 +34,7 @@ description:
     kernel messages across boots, C(/var/log/kern.log) or C(/var/log/messages), C(/sys/fs/pstore) and kdump's
     C(/var/crash/*/vmcore-dmesg.txt), within O(evidence_days) and O(evidence_max_bytes) per source.
 author:
-  - oomguard.fleet maintainers
+  - oomguard.fleet maintainers (@oomguard)
 extends_documentation_fragment:
   - oomguard.fleet.procfs
   - oomguard.fleet.procfs.SLABINFO_BASELINE

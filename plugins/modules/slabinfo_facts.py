@@ -21,7 +21,7 @@ description:
   - The same facts are available from M(oomguard.fleet.oom_score_facts) with O(oomguard.fleet.oom_score_facts#module:gather_subset=slabinfo),
     in the same round trip as the process facts.
 author:
-  - oomguard.fleet maintainers
+  - oomguard.fleet maintainers (@oomguard)
 extends_documentation_fragment:
   - oomguard.fleet.procfs
   - oomguard.fleet.procfs.SLABINFO_BASELINE

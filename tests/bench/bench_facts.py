@@ -202,10 +202,10 @@ def main():
             time.perf_counter() - started, sum(1 for n in os.listdir("/proc") if n.isdigit())), flush=True)
         contenders = [("module", run_module_scan), ("ps", run_ps), ("floor", run_floor), ("floor_raw", run_floor_raw),
                       ("six_files", run_six_files)]
-        for _name, func in contenders:  # warm the dentry cache once
-            func()
-        samples = dict((name, []) for name, _ in contenders)
-        for _ in range(ROUNDS):  # interleaved so drift hits every contender alike
+        for contender in contenders:  # warm the dentry cache once
+            contender[1]()
+        samples = dict((contender[0], []) for contender in contenders)
+        for dummy in range(ROUNDS):  # interleaved so drift hits every contender alike
             for name, func in contenders:
                 samples[name].append(timed(func))
         med = dict((name, statistics.median(vals)) for name, vals in samples.items())
@@ -214,7 +214,7 @@ def main():
         payload = len(json.dumps(facts, separators=(",", ":")).encode())
         tracemalloc.start()
         run_module_scan()
-        _cur, traced_peak = tracemalloc.get_traced_memory()
+        traced_peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         rss = peak_rss_of_scan_in_child()
 
@@ -228,16 +228,16 @@ def main():
         print("bench_facts: %d processes scanned (%d kernel threads), %d rows returned, %d rounds, median seconds:" % (
             facts["summary"]["process_count"], facts["summary"]["kernel_thread_count"],
             facts["summary"]["returned_count"], ROUNDS))
-        for name, _ in contenders:
+        for name in med:
             print("  %-10s %.4f s" % (name, med[name]))
         for name, value in ratios.items():
             goal = GOALS.get(name)
-            print("  %-16s %.2fx%s" % (name, value, "   (goal <= %.1fx: %s)" % (goal, "met" if value <= goal else "NOT met")
-                                        if goal else ""))
+            verdict = "   (goal <= %.1fx: %s)" % (goal, "met" if value <= goal else "NOT met") if goal else ""
+            print("  %-16s %.2fx%s" % (name, value, verdict))
         peak_mib = rss["scan"] / 1024.0
+        verdict = "met" if peak_mib < GOALS["peak_rss_mib"] else "NOT met"
         print("  peak RSS of a scanning interpreter: %.1f MiB (%.1f MiB of it is the interpreter and imports)"
-              "   (goal < %d MiB: %s)" % (peak_mib, rss["import_only"] / 1024.0, GOALS["peak_rss_mib"],
-                                         "met" if peak_mib < GOALS["peak_rss_mib"] else "NOT met"))
+              "   (goal < %d MiB: %s)" % (peak_mib, rss["import_only"] / 1024.0, GOALS["peak_rss_mib"], verdict))
         print("  scan's traced Python allocations, peak: %.1f MiB" % (traced_peak / 1048576.0))
         print("  facts payload: %d bytes (%.1f KB)   (goal < %d KB: %s)" % (
             payload, payload / 1000.0, GOALS["payload_kb"], "met" if payload < GOALS["payload_kb"] * 1000 else "NOT met"))

@@ -22,6 +22,7 @@ def run_module(main, args, check_mode=False):
     if check_mode:
         args["_ansible_check_mode"] = True
     out = io.StringIO()
+    code = None
     with patch_module_args(args), contextlib.redirect_stdout(out):
         try:
             main()

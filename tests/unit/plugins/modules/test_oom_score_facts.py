@@ -24,8 +24,8 @@ def test_vendor_tree_default_subset(tmp_path):
 
 def test_check_mode_gives_the_same_facts(tmp_path):
     tree = vendor_tree(tmp_path)
-    _, normal = run_module(oom_score_facts.main, {"proc_path": tree})
-    _, check = run_module(oom_score_facts.main, {"proc_path": tree}, check_mode=True)
+    normal = run_module(oom_score_facts.main, {"proc_path": tree})[1]
+    check = run_module(oom_score_facts.main, {"proc_path": tree}, check_mode=True)[1]
     assert check["ansible_facts"] == normal["ansible_facts"] and check["changed"] is False
 
 
@@ -46,9 +46,9 @@ def test_slabinfo_subset_in_the_same_call(tmp_path):
 
 def test_all_subset(tmp_path):
     (tmp_path / "host").mkdir()
-    _, result = run_module(oom_score_facts.main, {"proc_path": vendor_tree(tmp_path / "proc"), "gather_subset": ["all"],
-                                                  "evidence_root": str(tmp_path / "host")})
-    assert set(result["ansible_facts"]) == set(fact for fact, _ in oom_score_facts.SUBSETS.values())
+    result = run_module(oom_score_facts.main, {"proc_path": vendor_tree(tmp_path / "proc"), "gather_subset": ["all"],
+                                               "evidence_root": str(tmp_path / "host")})[1]
+    assert set(result["ansible_facts"]) == set(subset[0] for subset in oom_score_facts.SUBSETS.values())
     assert oom_score_facts.selected_subsets(["all"]) == sorted(oom_score_facts.SUBSETS)
     assert result["ansible_facts"]["slabinfo"]["available"] is False
 

@@ -13,8 +13,8 @@ from ansible_collections.oomguard.fleet.tests.unit.procfs_tree import build_proc
 CACHES = [{"name": "dentry", "num_slabs": 40}, {"name": "kmalloc-64", "num_slabs": 10}]
 
 
-def tree(root, caches=CACHES):
-    return build_proc_tree(root, [{"pid": 1}], slabinfo=slabinfo_text(caches))
+def tree(root, caches=None):
+    return build_proc_tree(root, [{"pid": 1}], slabinfo=slabinfo_text(CACHES if caches is None else caches))
 
 
 def test_facts(tmp_path):
@@ -34,12 +34,12 @@ def test_baseline_store_then_compare(tmp_path):
     run_module(slabinfo_facts.main, {"proc_path": tree(str(tmp_path / "p")), "baseline": "store", "baseline_path": path},
                check_mode=True)
     assert not os.path.exists(path)
-    _, result = run_module(slabinfo_facts.main, {"proc_path": tree(str(tmp_path / "p")), "baseline": "store",
-                                                 "baseline_path": path})
+    result = run_module(slabinfo_facts.main, {"proc_path": tree(str(tmp_path / "p")), "baseline": "store",
+                                              "baseline_path": path})[1]
     assert result["changed"] is False and os.path.exists(path)
     grown = [{"name": "dentry", "num_slabs": 400}, {"name": "kmalloc-64", "num_slabs": 10}]
-    _, result = run_module(slabinfo_facts.main, {"proc_path": tree(str(tmp_path / "p2"), grown), "baseline": "compare",
-                                                 "baseline_path": path})
+    result = run_module(slabinfo_facts.main, {"proc_path": tree(str(tmp_path / "p2"), grown), "baseline": "compare",
+                                              "baseline_path": path})[1]
     growth = result["ansible_facts"]["slabinfo"]["growth"]
     assert growth["baseline"] is True
     assert [(c["name"], c["growth_kb"]) for c in growth["caches"]] == [("dentry", 360 * os.sysconf("SC_PAGE_SIZE") // 1024)]
