@@ -21,6 +21,19 @@ options:
     default: /proc
 """
 
+    # Attributes every read-only facts module here shares (check_mode differs per module).
+    FACTS = r"""
+options: {}
+attributes:
+  diff_mode:
+    support: none
+  facts:
+    support: full
+  platform:
+    platforms: posix
+    details: Linux only (procfs).
+"""
+
     # The slab options, shared by oomguard.fleet.slabinfo_facts (as is) and
     # oomguard.fleet.oom_score_facts (with a slabinfo_ prefix).
     SLABINFO_BASELINE = r"""

@@ -38,19 +38,13 @@ author:
 extends_documentation_fragment:
   - oomguard.fleet.procfs
   - oomguard.fleet.procfs.SLABINFO_BASELINE
+  - oomguard.fleet.procfs.FACTS
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
 attributes:
   check_mode:
     support: full
     details: The module only reads, except that O(slabinfo_baseline=store) writes a baseline, which check mode skips.
-  diff_mode:
-    support: none
-  facts:
-    support: full
-  platform:
-    platforms: posix
-    details: Linux only (procfs).
 options:
   gather_subset:
     description:

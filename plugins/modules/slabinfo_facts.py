@@ -25,19 +25,13 @@ author:
 extends_documentation_fragment:
   - oomguard.fleet.procfs
   - oomguard.fleet.procfs.SLABINFO_BASELINE
+  - oomguard.fleet.procfs.FACTS
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
 attributes:
   check_mode:
     support: full
     details: In check mode the baseline is read but never written.
-  diff_mode:
-    support: none
-  facts:
-    support: full
-  platform:
-    platforms: posix
-    details: Linux only (procfs).
 options:
   top:
     description:
