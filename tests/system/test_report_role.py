@@ -267,3 +267,15 @@ def test_role_says_what_to_do_when_it_cannot_write_or_read(workdir, option, mess
     proc = run_playbook(workdir, "same_play.yml", "--limit", "web02", "-e", "%s=%s" % (option, target))
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert message in proc.stdout
+
+
+def test_role_fail_on_ends_the_play_for_every_host(workdir):
+    playbook = PLAYBOOK_SAME_PLAY + """    - name: Must not run after a tripped gate
+      ansible.builtin.debug:
+        msg: after-the-gate
+"""
+    (workdir / "same_play_more.yml").write_text(playbook)
+    proc = run_playbook(workdir, "same_play_more.yml", "-e", "oomguard_report_fail_on=high", "--limit", "db01,web01,web02")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "5 hosts" not in proc.stdout and "3 hosts: critical 1, high 1" in proc.stdout
+    assert "after-the-gate" not in proc.stdout
