@@ -59,7 +59,7 @@ def _plain(value):
         return int(value)
     if isinstance(value, float):
         return float(value)
-    return to_native(value)
+    return str(to_native(value))  # str() of a str subclass (tagged template results) is a plain str
 
 
 def _load_json(path):

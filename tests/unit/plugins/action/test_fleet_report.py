@@ -1,0 +1,50 @@
+# -*- coding: utf-8 -*-
+# Copyright: oomguard.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Helpers of the fleet_report action (the action itself runs in tests/system/test_report_role.py)."""
+
+from __future__ import annotations
+
+import json
+
+from ansible_collections.oomguard.fleet.plugins.action import fleet_report as action
+
+
+class TaggedStr(str):
+    pass
+
+
+class TaggedDict(dict):
+    pass
+
+
+def test_plain_copies_into_plain_types():
+    value = TaggedDict(a=[TaggedStr("x"), (1, 2.5, True, None)], b=TaggedDict(c=TaggedStr("y")))
+    out = action._plain(value)
+    assert out == {"a": ["x", [1, 2.5, True, None]], "b": {"c": "y"}}
+    assert type(out) is dict and type(out["b"]) is dict and type(out["a"][0]) is str
+
+
+def test_same_but(tmp_path):
+    path = tmp_path / "h.json"
+    data = {"host": "h", "written_at": "2026-11-29T03:00:00Z", "exposure": {"level": "ok"}}
+    assert action._same_but(str(path), data, "written_at") is False            # no file
+    path.write_text(json.dumps(dict(data, written_at="2026-11-28T03:00:00Z")))
+    assert action._same_but(str(path), data, "written_at") is True             # only the time moved
+    path.write_text(json.dumps(dict(data, exposure={"level": "high"})))
+    assert action._same_but(str(path), data, "written_at") is False            # content changed
+    path.write_text("{torn")
+    assert action._same_but(str(path), data, "written_at") is False            # unreadable: rewrite it
+    path.write_text("[]")
+    assert action._same_but(str(path), data, "written_at") is False
+
+
+def test_argument_spec_matches_the_documentation():
+    import yaml
+    from ansible_collections.oomguard.fleet.plugins.modules import fleet_report as docs
+    documented = yaml.safe_load(docs.DOCUMENTATION)["options"]
+    assert set(documented) == set(action.ARGUMENT_SPEC)
+    for name, spec in action.ARGUMENT_SPEC.items():
+        assert documented[name]["type"] == spec["type"], name
+        assert documented[name].get("default") == spec.get("default"), name
+        assert documented[name].get("choices") == spec.get("choices"), name
