@@ -45,10 +45,16 @@ def processes_mentioning(text):
     return found
 
 
+def ip_json(*args):
+    out = subprocess.run(['ip', '-j'] + list(args), capture_output=True, text=True, check=True).stdout
+    return json.loads(out or '[]')
+
+
 def assert_nothing_left(fleet, state):
     assert fleet_mod.leftovers(state) == []
-    namespaces = fleet_mod.netns_list()
-    links = {link['ifname'] for link in fleet_mod._ip_json('link', 'show')}  # pylint: disable=protected-access
+    # Checked again here without the harness's helpers.
+    namespaces = {ns['name'] for ns in ip_json('netns', 'list')}
+    links = {link['ifname'] for link in ip_json('link', 'show')}
     for host in state['hosts']:
         assert host['netns'] not in namespaces
         assert host['veth'] not in links
