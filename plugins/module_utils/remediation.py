@@ -135,7 +135,10 @@ def select_processes(proc_path, pid=None, name=None, unit=None, cmdline=None):
         pids = sorted(int(entry) for entry in os.listdir(proc_path) if entry.isdigit())
     found, vanished = [], 0
     for candidate in pids:
-        proc = read_process(proc_path, candidate)
+        quick = _quick_filter(proc_path, candidate, name, pattern)
+        if quick == "no":
+            continue
+        proc = read_process(proc_path, candidate) if quick == "maybe" else None
         if proc is None:
             vanished += 1 if pid is None else 0
             continue
@@ -149,6 +152,25 @@ def select_processes(proc_path, pid=None, name=None, unit=None, cmdline=None):
             continue
         found.append(proc)
     return found, vanished
+
+
+def _quick_filter(proc_path, pid, name, pattern):
+    """Reject on the one file a selector needs before reading all of them: 'no', 'maybe' or 'gone'."""
+    base = os.path.join(proc_path, str(pid))
+    try:
+        if pattern is not None:
+            with open(os.path.join(base, "cmdline"), "rb") as handle:
+                if not pattern.search(handle.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()):
+                    return "no"
+        if name is not None:
+            stat_text = read_text(os.path.join(base, "stat"))
+            if stat_text is None:
+                return "gone"
+            if stat_text[stat_text.find("(") + 1:stat_text.rfind(")")] != name:
+                return "no"
+    except OSError:
+        return "gone"
+    return "maybe"
 
 
 def plan(processes, value, persist, systemd_dir, unit=None):

@@ -89,6 +89,9 @@ def test_selectors_combine(proc):
     os.makedirs(os.path.join(proc, "555"))  # listed, then gone: counted
     found, vanished = rem.select_processes(proc, name="java")
     assert [p["pid"] for p in found] == [4242] and vanished == 1
+    found, vanished = rem.select_processes(proc, cmdline="java")
+    assert [p["pid"] for p in found] == [4242] and vanished == 1
+    assert rem.select_processes(proc)[1] == 1  # no selector: read in full, still counted
 
 
 def test_plan_runtime_dropins_and_unpersisted(proc, tmp_path):
