@@ -186,3 +186,15 @@ def test_a_failed_change_fails_the_host_and_says_how_to_undo(fleet):
     proc = playbook(fleet, rollback, "-e", "oomguard_become=false", "--limit", "good")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert adj(fleet, "good") == -1000 and adj(fleet, "good", 4343) == -1000
+
+
+def test_one_run_id_across_serial_batches_when_none_is_set(fleet):
+    inventory = json.loads((fleet / "inventory.json").read_text())
+    del inventory["all"]["vars"]["oomguard_run_id"]
+    (fleet / "inventory.json").write_text(json.dumps(inventory))
+    proc = playbook(fleet, fleet / "play.yml", "-e", "oomguard_remediate_mode=reset")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_ids = set(changes(fleet, name)["run_id"] for name in ("good", "snapfailed", "nosnap", "stale", "capped"))
+    assert len(run_ids) == 1 and run_ids.pop().startswith("oomguard-20")  # three batches of serial: 2, one id
+    assert "not from this run" in changes(fleet, "good")["reason"]  # the inventory's snapshot is from another run
+    assert adj(fleet, "good") == -1000
