@@ -22,7 +22,7 @@ def test_plain_copies_into_plain_types():
     value = TaggedDict(a=[TaggedStr("x"), (1, 2.5, True, None)], b=TaggedDict(c=TaggedStr("y")))
     out = action._plain(value)
     assert out == {"a": ["x", [1, 2.5, True, None]], "b": {"c": "y"}}
-    assert type(out) is dict and type(out["b"]) is dict and type(out["a"][0]) is str
+    assert not isinstance(out["b"], TaggedDict) and not isinstance(out["a"][0], TaggedStr)
 
 
 def test_same_but(tmp_path):
