@@ -163,9 +163,10 @@ def redact_args(args):
     user_pass_next = False
     for arg in args:
         if redact_next:
-            out.append(REDACTED)
             redact_next = False
-            continue
+            if not arg.startswith("--"):  # a long option next means the flag took no value
+                out.append(REDACTED)
+                continue
         if user_pass_next:
             user_pass_next = False
             if ":" in arg:

@@ -231,6 +231,11 @@ def test_redact_args_trailing_secret_option():
     assert redact_args(["app", "--password"]) == ["app", "--password"]
 
 
+def test_redact_args_flag_followed_by_long_option_keeps_it():
+    assert redact_args(["api", "--auth-required", "--port", "80"]) == ["api", "--auth-required", "--port", "80"]
+    assert redact_args(["api", "--auth-required", "--token=x"]) == ["api", "--auth-required", "--token=" + REDACTED]
+
+
 # ---- meminfo -----------------------------------------------------------------------------
 
 def test_meminfo_live():
