@@ -20,9 +20,11 @@ description:
     then the C(X-aliyun-ecs-metadata-token) header) at V(http://100.100.100.200),
     or AWS IMDSv2 (C(X-aws-ec2-metadata-token-ttl-seconds), then C(X-aws-ec2-metadata-token)) at V(http://169.254.169.254).
 author:
-  - oomguard.fleet maintainers
+  - oomguard.fleet maintainers (@oomguard)
 extends_documentation_fragment:
   - oomguard.fleet.cloud
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.facts
 options:
   provider:
     description:
@@ -69,6 +71,7 @@ attributes:
   facts:
     support: full
   platform:
+    support: full
     platforms: posix
 seealso:
   - module: oomguard.fleet.disk_snapshot
@@ -147,7 +150,7 @@ def main():
         zone=dict(type='str'),
         metadata_url=dict(type='str'),
         timeout=dict(type='float', default=2.0),
-        token_ttl=dict(type='int', default=300),
+        token_ttl=dict(type='int', default=300, no_log=False),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     params = module.params

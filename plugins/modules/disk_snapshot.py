@@ -22,9 +22,11 @@ description:
     deleted once this run's snapshot of that disk is accomplished.
   - Run it on the controller (C(delegate_to=localhost)); the role M(oomguard.fleet.snapshot) does that for a whole play.
 author:
-  - oomguard.fleet maintainers
+  - oomguard.fleet maintainers (@oomguard)
 extends_documentation_fragment:
   - oomguard.fleet.cloud
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 options:
   provider:
     description:
@@ -70,8 +72,8 @@ options:
   progress_interval:
     description:
       - With O(instances) and O(wait=true), the seconds between two progress reports.
-      - The action plugin starts every snapshot, then waits in rounds of this length, printing a line per
-        snapshot, C(<host>: <snapshot id> (<disk id>) <status> <percent>%), after each round.
+      - The action plugin starts every snapshot, then waits in rounds of this length and prints, after each round,
+        one line per snapshot with the host, snapshot id, disk id, status and percent done.
     type: int
     default: 15
   disks:
@@ -142,9 +144,14 @@ attributes:
   action:
     support: full
     details: An action plugin drives the waiting rounds and prints progress with O(instances).
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
   platform:
+    support: full
     platforms: posix
-    description: Runs where the SDKs are installed, normally the controller.
+    details: Runs where the SDKs are installed, normally the controller.
 seealso:
   - module: oomguard.fleet.cloud_instance_facts
   - name: Snapshots in oomguard.fleet
@@ -262,7 +269,7 @@ snapshots:
       type: str
       sample: '2026-11-29T02:00:03Z'
 progress:
-  description: One line per snapshot, C(<snapshot id> (<disk id>) <status> <percent>%).
+  description: One line per snapshot with its id, disk id, status and percent done.
   returned: with O(instance_id)
   type: list
   elements: str

@@ -1,4 +1,6 @@
-#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
+# Copyright: oomguard.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmark: the snapshot role on 20 hosts x 3 disks against the ECS double with 5 s snapshots.
 
 Prints the wall time of the role's play, the wall time of an empty play over the same
