@@ -188,6 +188,8 @@ def test_down_of_a_stale_state_leaves_a_newer_fleet_in_its_slot_alone(tmp_path):
         while fleet_mod.netns_pids(host['netns']) and time.monotonic() < deadline:
             time.sleep(0.02)
         subprocess.run(['ip', 'netns', 'del', host['netns']], check=True)
+        # The kernel drops a deleted namespace's veth peer asynchronously; do not wait for it.
+        subprocess.run(['ip', 'link', 'del', host['veth']], capture_output=True, check=False)
     subprocess.run(['ip', 'link', 'del', stale['bridge']], check=True)
     # ... and a new fleet takes the same slot and names.
     new = fleet_mod.Fleet(str(tmp_path / 'new'))
