@@ -176,7 +176,10 @@ def test_permission_denied_is_counted():
                 "from ansible_collections.oomguard.fleet.plugins.module_utils.oom_facts import gather_oom_facts;"
                 "os.setgid(65534); os.setuid(65534);"
                 "print(json.dumps(gather_oom_facts(%r)))" % tree)
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        # The directory that holds ansible_collections/, wherever the runner put it.
+        root = os.path.abspath(oom_facts.__file__).rsplit(os.sep + "ansible_collections" + os.sep, 1)[0]
+        env = dict(os.environ, PYTHONPATH=root)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
         facts = json.loads(out.stdout)
         assert facts["errors"] == {"count": 1, "samples": [{"pid": 80, "file": "oom_score_adj", "error": "permission denied"}]}
         assert facts["summary"]["process_count"] == 1
