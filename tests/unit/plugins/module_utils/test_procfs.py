@@ -406,3 +406,19 @@ def test_secret_never_leaks_at_any_truncation(secret, prefix, form, max_len):
     # truncation only ever cuts the fully redacted text
     expected = full if len(full) <= max_len else full[:max(max_len - 3, 0)] + "..."
     assert parse_cmdline(data, max_len) == expected
+
+
+# ---- the fixture builder writes what this kernel writes ----------------------------------
+
+def test_builder_layouts_match_the_live_capture():
+    live_stat = live("1", "stat").decode()
+    built_stat = stat_line({"pid": 1, "ppid": 0, "comm": "process_api", "rss_kb": 4})
+    assert len(built_stat.split()) == len(live_stat.split())
+    assert built_stat.endswith("\n") and live_stat.endswith("\n")
+    live_keys = [line.split(":", 1)[0] for line in live("1", "status").decode().splitlines()]
+    built_keys = [line.split(":", 1)[0] for line in status_text({"pid": 1, "rss_kb": 4}).splitlines()]
+    assert [key for key in live_keys if key in built_keys] == built_keys
+    live_mem = [line.split(":", 1)[0] for line in live("meminfo").decode().splitlines()]
+    built_mem = [line.split(":", 1)[0] for line in meminfo_text().splitlines()]
+    assert [key for key in live_mem if key in built_mem] == built_mem
+    assert live("slabinfo").decode().splitlines()[1] == slabinfo_text([]).splitlines()[1]
