@@ -155,6 +155,9 @@ def scan(proc_path, errors):
         except (IOError, OSError) as exc:
             errors.add(pid, "stat", exc)
             continue
+        if not data:  # the task was released between open() and read()
+            errors.add(pid, "stat", OSError(errno.ESRCH, os.strerror(errno.ESRCH)))
+            continue
         rparen = data.rfind(b")")
         fields = data[rparen + 2:].split(None, 22)
         try:

@@ -150,6 +150,15 @@ def test_pid_directory_gone_between_listdir_and_read(tmp_path, monkeypatch):
     assert facts["errors"]["samples"] == [{"pid": 70, "file": "stat", "error": "vanished"}]
 
 
+def test_empty_stat_counts_as_vanished(tmp_path):
+    tree = build_proc_tree(tmp_path, [{"pid": 1, "comm": "init"}, {"pid": 72, "comm": "reaped"}])
+    with open(os.path.join(tree, "72", "stat"), "w"):
+        pass
+    facts = gather_oom_facts(tree)
+    assert facts["summary"]["process_count"] == 1
+    assert facts["errors"]["samples"] == [{"pid": 72, "file": "stat", "error": "vanished"}]
+
+
 def test_other_read_errors_are_counted_with_their_reason(tmp_path):
     tree = build_proc_tree(tmp_path, [{"pid": 1, "comm": "init"}, {"pid": 71, "comm": "odd", "missing": ["stat"]}])
     os.mkdir(os.path.join(tree, "71", "stat"))
