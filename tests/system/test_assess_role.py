@@ -157,12 +157,16 @@ def test_no_baseline_then_cache_grew_shows_slab002(tmp_path):
     assert second["level"] == "medium"
 
 
-def test_check_mode_stores_no_baseline(tmp_path):
+def test_check_mode_stores_no_baseline_but_writes_the_result_file(tmp_path):
     run = Run(tmp_path)
     proc = vendor_tree(tmp_path / "proc", slabinfo=slabinfo_text([{"name": "dentry"}]))
-    ok(run.play(base_vars(tmp_path, proc), check=True))
+    results = tmp_path / "results"
+    ok(run.play(base_vars(tmp_path, proc, oomguard_assess_results_dir=str(results)), check=True))
     assert run.exposure()["level"] == "ok"
     assert not os.path.exists(str(tmp_path / "state" / "slab-baseline.json"))
+    # the result file records what was read: written in check mode too
+    with open(str(results / "web01.json")) as handle:
+        assert json.load(handle)["exposure"]["level"] == "ok"
 
 
 @pytest.mark.parametrize("fail_on, fails", [("critical", True), ("high", True), ("never", False), ("none", False)])
