@@ -571,14 +571,3 @@ def summary_line(exposure):
         _fmt_pct(figures.get("unkillable_share_pct") or 0), human_kb(figures.get("mem_total_kb")),
         _fmt_pct(figures.get("sunreclaim_pct") or 0), len(exposure.get("flagged") or []))
 
-
-def fails_gate(level, fail_on):
-    """True when ``level`` should fail a CI gate set at ``fail_on`` (never | low..critical).
-
-    ``unknown`` fails every gate that is set: a host that could not be judged is not safe.
-    """
-    if fail_on in (None, "never", ""):
-        return False
-    if fail_on not in SEVERITIES:
-        raise ExposureError("fail_on must be never, %s; got %r" % (", ".join(SEVERITIES), fail_on))
-    return level == UNKNOWN or level_rank(level) >= level_rank(fail_on)

@@ -442,20 +442,6 @@ def test_none_option_keeps_default():
     assert ex.normalize_options({"sunreclaim_pct": None})["sunreclaim_pct"] == 10.0
 
 
-@pytest.mark.parametrize("level, fail_on, fails", [
-    ("critical", "never", False), ("critical", None, False), ("high", "critical", False), ("critical", "critical", True),
-    ("medium", "medium", True), ("low", "medium", False), ("ok", "low", False), ("unknown", "critical", True),
-    ("unknown", "never", False),
-])
-def test_fails_gate(level, fail_on, fails):
-    assert ex.fails_gate(level, fail_on) is fails
-
-
-def test_fails_gate_rejects_bad_level():
-    with pytest.raises(ex.ExposureError, match="fail_on must be never, low"):
-        ex.fails_gate("ok", "ok")
-
-
 @pytest.mark.parametrize("kb, text", [(980, "980 KiB"), (102400, "100.0 MiB"), (6 * GIB, "6.0 GiB"), (None, "0 KiB"),
                                       (5 * GIB * 1024, "5.0 TiB")])
 def test_human_kb(kb, text):
