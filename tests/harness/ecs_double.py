@@ -28,8 +28,9 @@ import threading
 import time
 import uuid
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, quote, urlsplit
+
+from ansible_collections.oomguard.fleet.tests.harness.loopback_http import LoopbackServer
 
 API_VERSION = '2014-05-26'
 ALGORITHM = 'ACS3-HMAC-SHA256'
@@ -65,8 +66,11 @@ def sign(secret, canonical):
     return hmac.new(secret.encode('utf-8'), string_to_sign.encode('utf-8'), hashlib.sha256).hexdigest()
 
 
-class EcsDouble(object):
+class EcsDouble(LoopbackServer):
+    name = 'ecs-double'
+
     def __init__(self, keys, snapshot_seconds=5.0, host='127.0.0.1', clock=time.time):
+        super().__init__(host)
         self.keys = dict(keys)
         self.snapshot_seconds = float(snapshot_seconds)
         self.clock = clock
@@ -81,32 +85,10 @@ class EcsDouble(object):
         self.requests = []          # (action, status) for every request, signed or not
         self.refused = []           # (code, message) of requests refused for auth
         self._ids = itertools.count(1)
-        self._server = ThreadingHTTPServer((host, 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = None
 
-    # ---- lifecycle ----
     @property
     def endpoint(self):
-        host, port = self._server.server_address[:2]
-        return 'http://%s:%d' % (host, port)
-
-    def start(self):
-        self._thread = threading.Thread(target=self._server.serve_forever, name='ecs-double', daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread:
-            self._thread.join(5)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+        return self.url
 
     # ---- fixtures and fault injection ----
     def add_instance(self, instance_id, region, data_disks=2, zone=None):
@@ -178,23 +160,7 @@ class EcsDouble(object):
         return out
 
     # ---- HTTP ----
-    def _handler_class(self):
-        double = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = 'HTTP/1.1'
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                double._serve(self)
-
-            do_GET = do_POST
-
-        return Handler
-
-    def _serve(self, handler):
+    def handle(self, handler):
         length = int(handler.headers.get('content-length') or 0)
         body = handler.rfile.read(length) if length else b''
         request_id = str(uuid.uuid4()).upper()
@@ -210,12 +176,7 @@ class EcsDouble(object):
         payload['RequestId'] = request_id
         with self.lock:
             self.requests.append((action, status))
-        data = json.dumps(payload).encode('utf-8')
-        handler.send_response(status)
-        handler.send_header('Content-Type', 'application/json;charset=utf-8')
-        handler.send_header('Content-Length', str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+        self.reply(handler, status, json.dumps(payload).encode('utf-8'), 'application/json;charset=utf-8')
 
     def _refuse(self, status, code, message):
         with self.lock:

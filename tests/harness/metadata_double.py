@@ -19,7 +19,8 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from ansible_collections.oomguard.fleet.tests.harness.loopback_http import LoopbackServer
 
 FLAVOURS = {
     'alicloud': ('X-aliyun-ecs-metadata-token-ttl-seconds', 'X-aliyun-ecs-metadata-token',
@@ -30,45 +31,26 @@ FLAVOURS = {
 }
 
 
-class MetadataDouble(object):
+class MetadataDouble(LoopbackServer):
+    name = 'metadata-double'
+
     def __init__(self, flavour, instance_id, region, zone=None):
+        super().__init__()
         self.flavour = flavour
         self.ttl_header, self.token_header, self.paths = FLAVOURS[flavour]
         self.values = {'instance_id': instance_id, 'region': region, 'zone': zone or region + 'a'}
         self.tokens = {}            # token -> expiry
         self.log = []               # (method, path, status)
         self.lock = threading.Lock()
-        self._server = ThreadingHTTPServer(('127.0.0.1', 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = None
-
-    @property
-    def url(self):
-        return 'http://127.0.0.1:%d' % self._server.server_address[1]
-
-    def __enter__(self):
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
 
     def count(self, method=None):
         with self.lock:
             return sum(1 for m, p, s in self.log if method is None or m == method)
 
     def _answer(self, handler, status, text=''):
-        data = text.encode('utf-8')
         with self.lock:
             self.log.append((handler.command, handler.path, status))
-        handler.send_response(status)
-        handler.send_header('Content-Type', 'text/plain')
-        handler.send_header('Content-Length', str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+        self.reply(handler, status, text.encode('utf-8'), 'text/plain')
 
     def _put(self, handler):
         if handler.path != '/latest/api/token':
@@ -92,19 +74,9 @@ class MetadataDouble(object):
             return self._answer(handler, 404)
         return self._answer(handler, 200, self.values[key])
 
-    def _handler(self):
-        double = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = 'HTTP/1.1'
-
-            def log_message(self, *args):
-                pass
-
-            def do_PUT(self):
-                double._put(self)
-
-            def do_GET(self):
-                double._get(self)
-
-        return Handler
+    def handle(self, handler):
+        if handler.command == 'PUT':
+            return self._put(handler)
+        if handler.command == 'GET':
+            return self._get(handler)
+        return self._answer(handler, 405)

@@ -22,8 +22,9 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
+
+from ansible_collections.oomguard.fleet.tests.harness.loopback_http import LoopbackServer
 
 REGION = 'us-east-1'
 TEST_ACCESS_KEY = 'AKIAOOMGUARDTEST0001'
@@ -98,22 +99,22 @@ _THROTTLE_XML = ('<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error
                  '<Message>Request limit exceeded.</Message></Error></Errors><RequestID>%s</RequestID></Response>')
 
 
-class FaultProxy(object):
+class FaultProxy(LoopbackServer):
     """Loopback HTTP proxy to moto with injectable faults."""
 
+    name = 'moto-fault-proxy'
+
     def __init__(self, upstream_port):
+        super().__init__()
         self.upstream_port = upstream_port
         self.lock = threading.Lock()
         self.throttle = {}          # action -> [remaining, code]
         self.failed_volumes = set()
         self.actions = []           # (action, status) per request
-        self._server = ThreadingHTTPServer(('127.0.0.1', 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = None
 
     @property
     def endpoint(self):
-        return 'http://127.0.0.1:%d' % self._server.server_address[1]
+        return self.url
 
     def inject_throttling(self, action, times, code='RequestLimitExceeded'):
         with self.lock:
@@ -127,56 +128,32 @@ class FaultProxy(object):
         with self.lock:
             return sum(1 for a, s in self.actions if a == action and (status is None or s == status))
 
-    def __enter__(self):
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
+    def _answer(self, handler, status, data, action):
+        with self.lock:
+            self.actions.append((action, status))
+        self.reply(handler, status, data, 'text/xml')
 
-    def __exit__(self, *exc):
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
-
-    def _handler(self):
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = 'HTTP/1.1'
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get('content-length') or 0))
-                action = dict(parse_qsl(body.decode('utf-8'))).get('Action', '')
-                with proxy.lock:
-                    throttle = proxy.throttle.get(action)
-                    inject = throttle and throttle[0] > 0
-                    if inject:
-                        throttle[0] -= 1
-                if inject:
-                    self._reply(503 if throttle[1] == 'ServiceUnavailable' else 400, (_THROTTLE_XML % (throttle[1], 'fault-proxy')).encode(), action)
-                    return
-                conn = http.client.HTTPConnection('127.0.0.1', proxy.upstream_port, timeout=30)
-                headers = dict((k, v) for k, v in self.headers.items() if k.lower() not in ('host', 'content-length'))
-                conn.request('POST', self.path, body=body, headers=headers)
-                response = conn.getresponse()
-                data = response.read()
-                conn.close()
-                if action == 'DescribeSnapshots' and proxy.failed_volumes:
-                    data = proxy._mark_failed(data)
-                self._reply(response.status, data, action)
-
-            def _reply(self, status, data, action):
-                with proxy.lock:
-                    proxy.actions.append((action, status))
-                self.send_response(status)
-                self.send_header('Content-Type', 'text/xml')
-                self.send_header('Content-Length', str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        return Handler
+    def handle(self, handler):
+        body = handler.rfile.read(int(handler.headers.get('content-length') or 0))
+        action = dict(parse_qsl(body.decode('utf-8'))).get('Action', '')
+        with self.lock:
+            throttle = self.throttle.get(action)
+            inject = throttle and throttle[0] > 0
+            if inject:
+                throttle[0] -= 1
+        if inject:
+            status = 503 if throttle[1] == 'ServiceUnavailable' else 400
+            self._answer(handler, status, (_THROTTLE_XML % (throttle[1], 'fault-proxy')).encode(), action)
+            return
+        conn = http.client.HTTPConnection('127.0.0.1', self.upstream_port, timeout=30)
+        headers = dict((k, v) for k, v in handler.headers.items() if k.lower() not in ('host', 'content-length'))
+        conn.request(handler.command, handler.path, body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        conn.close()
+        if action == 'DescribeSnapshots' and self.failed_volumes:
+            data = self._mark_failed(data)
+        self._answer(handler, response.status, data, action)
 
     def _mark_failed(self, data):
         def item(match):

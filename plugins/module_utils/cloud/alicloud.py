@@ -18,7 +18,6 @@ from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import
     STATUS_ACCOMPLISHED,
     STATUS_FAILED,
     STATUS_PROGRESSING,
-    call_with_retries,
     parse_progress,
 )
 
@@ -114,16 +113,8 @@ class AlicloudBackend(SnapshotBackend):
             raise CloudError('create', 'ECS client', describe_error(exc))
         self.calls = 0
 
-    def _call(self, verb, noun, func):
-        def once():
-            self.calls += 1
-            return func()
-        try:
-            result, dummy = call_with_retries(once, classify_error, attempts=self.retries, base=self.retry_base,
-                                              cap=self.retry_cap, sleep=self.sleep)
-            return result
-        except Exception as exc:  # pylint: disable=broad-except
-            raise CloudError(verb, noun, describe_error(exc), code=getattr(exc, 'code', None))
+    classify_error = staticmethod(classify_error)
+    describe_error = staticmethod(describe_error)
 
     def list_disks(self, instance_id):
         disks = []

@@ -14,7 +14,6 @@ from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import
     STATUS_ACCOMPLISHED,
     STATUS_FAILED,
     STATUS_PROGRESSING,
-    call_with_retries,
     parse_progress,
 )
 
@@ -82,16 +81,9 @@ class AwsBackend(SnapshotBackend):
         except Exception as exc:  # pylint: disable=broad-except
             raise CloudError('create', 'EC2 client', describe_error(exc))
 
-    def _call(self, verb, noun, func):
-        def once():
-            self.calls += 1
-            return func()
-        try:
-            result, dummy = call_with_retries(once, classify_error, attempts=self.retries, base=self.retry_base,
-                                              cap=self.retry_cap, sleep=self.sleep)
-            return result
-        except Exception as exc:  # pylint: disable=broad-except
-            raise CloudError(verb, noun, describe_error(exc), code=_error_code(exc))
+    classify_error = staticmethod(classify_error)
+    describe_error = staticmethod(describe_error)
+    error_code = staticmethod(_error_code)
 
     def list_disks(self, instance_id):
         noun = 'disks of instance %s' % instance_id

@@ -46,6 +46,39 @@ class SnapshotBackend(object):
     """
 
     provider = None
+    retries = 6
+    retry_base = 1.0
+    retry_cap = 20.0
+    calls = 0
+
+    @staticmethod
+    def sleep(seconds):
+        time.sleep(seconds)
+
+    @staticmethod
+    def classify_error(exc):
+        """Backoff factor for a retryable SDK error, or None."""
+        return None
+
+    @staticmethod
+    def describe_error(exc):
+        return str(exc)
+
+    @staticmethod
+    def error_code(exc):
+        return getattr(exc, 'code', None)
+
+    def _call(self, verb, noun, func):
+        """The one wrapper around every API call: count, retry with backoff, turn errors into CloudError."""
+        def once():
+            self.calls += 1
+            return func()
+        try:
+            result, dummy = call_with_retries(once, self.classify_error, attempts=self.retries, base=self.retry_base,
+                                              cap=self.retry_cap, sleep=self.sleep)
+            return result
+        except Exception as exc:  # pylint: disable=broad-except
+            raise CloudError(verb, noun, self.describe_error(exc), code=self.error_code(exc))
 
     def list_disks(self, instance_id):
         raise NotImplementedError
