@@ -88,6 +88,25 @@ def children_cpu():
     return usage.ru_utime + usage.ru_stime
 
 
+def hosts_cpu(harness, fleet):
+    """CPU seconds used so far by everything in the fleet's hosts (sshd, sessions, modules).
+
+    Every process in a host is counted once: its own time while it lives, then inside its
+    parent's reaped-children time (the host's sshd and tini stay up for the whole run).
+    """
+    tick = os.sysconf('SC_CLK_TCK')
+    total = 0
+    for host in fleet.hosts:
+        for pid in harness.netns_pids(host['netns']):
+            try:
+                with open('/proc/%d/stat' % pid, encoding='ascii', errors='replace') as handle:
+                    fields = handle.read().rsplit(')', 1)[1].split()
+            except OSError:
+                continue
+            total += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    return total / tick
+
+
 def run_play(playbook, inventory, forks, workdir, extra_vars=()):
     """Run one play; return wall seconds, controller CPU seconds and per-task wall seconds."""
     times_path = os.path.join(workdir, 'task-times.json')
@@ -117,21 +136,22 @@ def report(runs, label, settings):
     order = ('ping', 'facts', 'audit')
     wall = {name: statistics.median(r['wall'] for r in runs[name]) for name in order}
     cpu = {name: statistics.median(r['cpu'] for r in runs[name]) for name in order}
+    remote = {name: statistics.median(r['hosts_cpu'] for r in runs[name]) for name in order}
     ratio = wall['audit'] / wall['ping']
     print('bench_audit: %(hosts)d namespace hosts over real SSH (fleet up in %(up).2fs), forks %(forks)d, '
           'pipelining on, warm, median of %(rounds)d; load average %(load).1f' % settings)
     print('  audit: %s' % label)
     for name in order:
-        print('  %-5s %6.2fs wall, %6.2fs controller CPU  (wall per run: %s)'
-              % (name, wall[name], cpu[name], ', '.join('%.2f' % r['wall'] for r in runs[name])))
+        print('  %-5s %6.2fs wall, %6.2fs controller CPU, %5.2fs CPU in the hosts  (wall per run: %s)'
+              % (name, wall[name], cpu[name], remote[name], ', '.join('%.2f' % r['wall'] for r in runs[name])))
     print('  audit/ping: %.2fx wall, %.2fx controller CPU (goal <= %.1fx wall): %s'
           % (ratio, cpu['audit'] / cpu['ping'], settings['goal'], 'MET' if ratio <= settings['goal'] else 'ABOVE GOAL'))
     print('  split: remote facts round trip %+.2fs over ping; the rest of the audit %+.2fs'
           % (wall['facts'] - wall['ping'], wall['audit'] - wall['facts']))
     median_run = sorted(runs['audit'], key=lambda r: r['wall'])[len(runs['audit']) // 2]
-    print('  audit tasks, slowest first (median run; wall seconds for all hosts together):')
+    print('  audit tasks, slowest first (median run; all hosts together): wall, controller CPU')
     for task in sorted(median_run['tasks'], key=lambda t: -t['seconds'])[:10]:
-        print('    %6.2fs  %s' % (task['seconds'], task['task']))
+        print('    %6.2fs %6.2fs  %s' % (task['seconds'], task['cpu'], task['task']))
 
 
 def main():
@@ -160,7 +180,9 @@ def main():
             runs = {name: [] for name in plays}
             for round_no in range(settings['rounds'] + 1):
                 for name in ('ping', 'facts', 'audit'):
+                    before = hosts_cpu(harness, fleet)
                     result = run_play(plays[name], fleet.inventory_path, settings['forks'], workdir, extra.get(name, ()))
+                    result['hosts_cpu'] = hosts_cpu(harness, fleet) - before
                     if round_no:  # round 0 warms controller caches, remote pycache and ControlPersist masters
                         runs[name].append(result)
         finally:
