@@ -195,8 +195,8 @@ class SnapshotRun(object):
             try:
                 if self.req['wait']:
                     self.wait()
-                else:
-                    self.refresh()
+                # Without waiting, the states are already known: reused snapshots were just described,
+                # created ones are progressing at 0%.
             except CloudError as exc:
                 self._fail(exc.verb, exc.noun, exc.cause)
         failed = [s for s in self.result['snapshots'] if s['status'] == STATUS_FAILED]
