@@ -146,6 +146,9 @@ def report(runs, label, settings):
               % (name, wall[name], cpu[name], remote[name], ', '.join('%.2f' % r['wall'] for r in runs[name])))
     print('  audit/ping: %.2fx wall, %.2fx controller CPU (goal <= %.1fx wall): %s'
           % (ratio, cpu['audit'] / cpu['ping'], settings['goal'], 'MET' if ratio <= settings['goal'] else 'ABOVE GOAL'))
+    if settings['load'] > os.cpu_count():
+        print('  note: load average %.1f on %d CPUs while measuring: wall times are unreliable, '
+              'compare the controller CPU figures' % (settings['load'], os.cpu_count()))
     print('  split: remote facts round trip %+.2fs over ping; the rest of the audit %+.2fs'
           % (wall['facts'] - wall['ping'], wall['audit'] - wall['facts']))
     median_run = sorted(runs['audit'], key=lambda r: r['wall'])[len(runs['audit']) // 2]
