@@ -83,6 +83,7 @@ class EcsDouble(LoopbackServer):
         self.server_errors = {}     # action -> remaining 503s
         self.fail_disks = set()
         self.requests = []          # (action, status) for every request, signed or not
+        self.timeline = []          # (time.monotonic(), action, status) for every request
         self.refused = []           # (code, message) of requests refused for auth
         self._ids = itertools.count(1)
 
@@ -176,6 +177,7 @@ class EcsDouble(LoopbackServer):
         payload['RequestId'] = request_id
         with self.lock:
             self.requests.append((action, status))
+            self.timeline.append((time.monotonic(), action, status))
         self.reply(handler, status, json.dumps(payload).encode('utf-8'), 'application/json;charset=utf-8')
 
     def _refuse(self, status, code, message):
