@@ -154,6 +154,26 @@ def select_processes(proc_path, pid=None, name=None, unit=None, cmdline=None):
     return found, vanished
 
 
+def select_listed(proc_path, targets):
+    """Exactly the listed ``{pid, name}`` processes (what the remediate role asks for).
+
+    Returns (processes, gone): ``gone`` lists the targets that exited, or whose pid now runs
+    another command, since they were listed.
+    """
+    found, gone, seen = [], [], set()
+    for target in targets:
+        pid, name = target["pid"], target.get("name")
+        if pid in seen:
+            continue
+        seen.add(pid)
+        proc = read_process(proc_path, pid)
+        if proc is None or proc["kthread"] or (name is not None and proc["name"] != name):
+            gone.append({"pid": pid, "name": name})
+        else:
+            found.append(proc)
+    return found, gone
+
+
 def _quick_filter(proc_path, pid, name, pattern):
     """Reject on the one file a selector needs before reading all of them: 'no', 'maybe' or 'gone'."""
     base = os.path.join(proc_path, str(pid))

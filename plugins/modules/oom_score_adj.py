@@ -13,7 +13,7 @@ short_description: Set the OOM killer's oom_score_adj of processes, at runtime a
 version_added: 0.1.0
 description:
   - Selects processes by O(pid), O(name), systemd O(unit) or a O(cmdline) regular expression (every given
-    selector must match) and sets their C(/proc/<pid>/oom_score_adj) to O(value).
+    selector must match), or by an explicit O(processes) list, and sets their C(/proc/<pid>/oom_score_adj) to O(value).
   - With O(persist=systemd) it also writes the drop-in C(/etc/systemd/system/<unit>.d/50-oomguard.conf)
     (C([Service]) C(OOMScoreAdjust=<value>)) for each process's unit, runs C(systemctl daemon-reload) when
     systemd is running, and restarts the unit only when O(restart=true).
@@ -44,6 +44,22 @@ options:
     description:
       - Select processes whose command line (arguments joined by spaces) matches this Python regular expression.
     type: str
+  processes:
+    description:
+      - Select exactly these processes, each by C(pid) and, to guard against a reused pid, C(name).
+      - All of them are changed under one hold of the host lock, with one C(daemon-reload); the C(oomguard.fleet.remediate)
+        role uses this. A listed process that is gone, or whose pid now runs another command, is reported in RV(vanished).
+      - Cannot be combined with O(pid), O(name), O(unit) or O(cmdline).
+    type: list
+    elements: dict
+    suboptions:
+      pid:
+        description: Process id.
+        type: int
+        required: true
+      name:
+        description: Expected command name (C(comm)); the process is skipped when it differs.
+        type: str
   value:
     description:
       - The new C(oom_score_adj), from V(-1000) (never killed by the OOM killer) to V(1000) (killed first).
@@ -86,6 +102,14 @@ EXAMPLES = r"""
     persist: systemd
     run_id: "{{ oomguard_run_id }}"
   become: true
+
+- name: Reset exactly these processes under one lock (pid and name must both still match)
+  oomguard.fleet.oom_score_adj:
+    processes:
+      - {pid: 4242, name: java}
+      - {pid: 5120, name: redis-server}
+    value: 0
+    persist: systemd
 
 - name: Raise one process's value at runtime only
   oomguard.fleet.oom_score_adj:
@@ -141,7 +165,9 @@ unpersisted:
   elements: dict
   sample: [{pid: 77, name: adhoc, unit: session-1.scope}]
 vanished:
-  description: Processes that exited (or whose pid was reused) between selection and the write; not an error.
+  description:
+    - Processes that exited (or whose pid was reused) between selection and the write, and O(processes) entries that
+      were already gone; not an error.
   returned: always
   type: list
   elements: dict
@@ -177,8 +203,10 @@ def main():
         cmdline=dict(type="str"),
         value=dict(type="int", required=True),
         persist=dict(type="str", choices=["none", "systemd"], default="none"),
+        processes=dict(type="list", elements="dict", options=dict(pid=dict(type="int", required=True), name=dict(type="str"))),
     )
-    module = AnsibleModule(argument_spec=argument_spec, required_one_of=[SELECTORS], supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec, required_one_of=[SELECTORS + ["processes"]],
+                           mutually_exclusive=[["processes", selector] for selector in SELECTORS], supports_check_mode=True)
     params = module.params
     problem = rem.value_error(params["value"])
     if problem:
@@ -187,7 +215,10 @@ def main():
     result = dict(changed=False, run_id=run_id, journal=params["journal"], changes=[], matched=[], dropins=[],
                   unpersisted=[], vanished=[], daemon_reload=False, restarted=[])
     try:
-        processes, _skipped = rem.select_processes(params["proc_path"], params["pid"], params["name"], params["unit"], params["cmdline"])
+        if params["processes"] is not None:
+            processes, result["vanished"] = rem.select_listed(params["proc_path"], params["processes"])
+        else:
+            processes = rem.select_processes(params["proc_path"], params["pid"], params["name"], params["unit"], params["cmdline"])[0]
         result["matched"] = [dict((k, p[k]) for k in ("pid", "name", "unit", "oom_score_adj")) for p in processes]
         the_plan = rem.plan(processes, params["value"], params["persist"], rem.systemd_dir(params["root"]), params["unit"])
     except rem.RemediationError as exc:
@@ -201,6 +232,8 @@ def main():
                     "not survive a restart of the process" % (item["pid"], item["name"], item["unit"] or "no unit"))
     if not processes and not the_plan["dropins"]:
         module.warn("No process matched the selectors; nothing to do")
+    for item in result["vanished"]:
+        module.warn("pid %d (%s) is gone or runs another command now; left alone" % (item["pid"], item["name"]))
     result["changed"] = bool(the_plan["runtime"] or the_plan["dropins"])
     if module._diff:
         result["diff"] = rem.plan_diff(the_plan)
@@ -217,7 +250,8 @@ def main():
     outcome, error = run_locked(params["journal"], run_id, "remediate", act)
     if outcome:
         result.update(changes=rem.contract_changes(the_plan, outcome, params["persist"]), dropins=outcome["dropins"],
-                      vanished=outcome["vanished"], daemon_reload=outcome["daemon_reload"], restarted=outcome["restarted"])
+                      vanished=result["vanished"] + outcome["vanished"], daemon_reload=outcome["daemon_reload"],
+                      restarted=outcome["restarted"])
         if outcome["refused"]:
             item = outcome["refused"][0]
             error = rem.refusal_message(item["pid"], item["name"], item["old"], item["new"], params["proc_path"])

@@ -82,7 +82,9 @@ def remediate_plan(exposure, snapshots=None, run_id=None, mode="flag", include=N
     if len(chosen) > max_changes:
         return _base(run_id, mode, "refused", "%d processes are flagged, more than oomguard_remediate_max_changes (%d): nothing "
                      "was changed. Check the assessment, then raise the cap or narrow the allowlist" % (len(chosen), max_changes), chosen)
-    return _base(run_id, mode, "pending", None, chosen)
+    pending = _base(run_id, mode, "pending", None, chosen)
+    pending["targets"] = [{"pid": c["pid"], "name": c["name"]} for c in chosen]
+    return pending
 
 
 def remediate_changes(plan, results=None, check_mode=False):
@@ -90,6 +92,7 @@ def remediate_changes(plan, results=None, check_mode=False):
     if plan.get("status") != "pending":
         return dict(plan)
     out = dict(plan, status="unchanged", check_mode=bool(check_mode))
+    out.pop("targets", None)
     errors, changes, vanished = [], [], []
     for result in results or []:
         if not isinstance(result, dict):
@@ -97,8 +100,9 @@ def remediate_changes(plan, results=None, check_mode=False):
         changes.extend(result.get("changes") or [])
         vanished.extend(result.get("vanished") or [])
         if result.get("failed"):
-            item = result.get("item") or {}
-            errors.append("pid %s (%s): %s" % (item.get("pid"), item.get("name"), result.get("msg", "failed")))
+            item = result.get("item")
+            msg = result.get("msg", "failed")
+            errors.append("pid %s (%s): %s" % (item.get("pid"), item.get("name"), msg) if isinstance(item, dict) else msg)
     out["changes"] = changes
     out["vanished"] = [{"pid": v.get("pid"), "name": v.get("name")} for v in vanished]
     if errors:

@@ -45,6 +45,23 @@ def test_a_selector_is_required(host):
     assert failed and "one of the following is required: pid, name, unit, cmdline" in result["msg"]
 
 
+def test_listed_processes_under_one_lock(host):
+    build_proc_tree(host["proc_path"], processes=[{"pid": 90, "comm": "other", "oom_score_adj": -1000}])
+    targets = [{"pid": 4242, "name": "java"}, {"pid": 77, "name": "adhoc"}, {"pid": 4242, "name": "java"},
+               {"pid": 90, "name": "java"}, {"pid": 31337, "name": "gone"}]
+    failed, result = run_module(oom_score_adj.main, dict(host, processes=targets, value=0, persist="systemd"))
+    assert not failed and [c["pid"] for c in result["changes"]] == [4242, 77]
+    assert result["vanished"] == [{"pid": 90, "name": "java"}, {"pid": 31337, "name": "gone"}]
+    assert adj(host, 4242) == 0 and adj(host, 77) == 0 and adj(host, 90) == -1000
+    records = jr.read_records(host["journal"])[0]
+    assert len({r["id"].split("/")[1] for r in records}) == 1  # one module process made every change
+
+
+def test_processes_and_selectors_are_exclusive(host):
+    failed, result = run_module(oom_score_adj.main, dict(host, processes=[{"pid": 77}], pid=77, value=0))
+    assert failed and "parameters are mutually exclusive: processes|pid" in result["msg"]
+
+
 def test_bad_regex_is_a_clear_error(host):
     failed, result = run_module(oom_score_adj.main, dict(host, cmdline="(", value=0))
     assert failed and result["msg"] == ("Failed to select processes: cmdline '(' is not a valid regular expression: "

@@ -27,6 +27,7 @@ def test_reset_with_a_good_snapshot_is_pending_largest_first():
     result = plan()
     assert result["status"] == "pending" and result["reason"] is None and result["run_id"] == RUN
     assert [(c["pid"], c["old"], c["new"]) for c in result["candidates"]] == [(4242, -1000, 0), (77, -1000, 0)]
+    assert result["targets"] == [{"pid": 4242, "name": "java"}, {"pid": 77, "name": "adhoc"}]
 
 
 def test_flag_mode_reports_and_says_how_to_reset():
@@ -98,6 +99,8 @@ def test_changes_fold_results():
     assert logic.remediate_changes(pending, [], True)["status"] == "unchanged"
     failed = logic.remediate_changes(pending, [{"failed": True, "msg": "kernel refused", "item": JAVA}], False)
     assert failed["status"] == "failed" and failed["reason"] == "pid 4242 (java): kernel refused"
+    single = logic.remediate_changes(pending, [{"failed": True, "msg": "Failed to change x: Is a directory", "changes": []}])
+    assert single["reason"] == "Failed to change x: Is a directory" and "targets" not in single
 
 
 def test_final_plans_pass_through():
