@@ -72,6 +72,12 @@ def test_remediate_playbook_then_rollback(tmp_path, ecs):
     args = ["-e", "oomguard_hosts=fleet", "-e", "oomguard_remediate_mode=reset", "-e", "oomguard_serial=1",
             "-e", "oomguard_report_dir=%s" % report_dir, "-e", "oomguard_run_id=%s" % RUN_ID]
 
+    proc = run(tmp_path, "remediate.yml", inventory, *(args + ["--check", "--diff"]))
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "+OOMScoreAdjust=0" in proc.stdout and ecs.snapshots == {}
+    assert adj(tmp_path, "web01") == -1000 and not (tmp_path / "web01" / "root").exists()
+    assert not (tmp_path / "web01" / "state" / "journal.jsonl").exists()
+
     proc = run(tmp_path, "remediate.yml", inventory, *args)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert SECRET not in proc.stdout + proc.stderr
