@@ -38,6 +38,7 @@ def base_env(extra=None, log_path=None):
     env['AWS_CONFIG_FILE'] = os.devnull
     env['AWS_SHARED_CREDENTIALS_FILE'] = os.devnull
     env['AWS_EC2_METADATA_DISABLED'] = 'true'
+    env['ALIBABA_CLOUD_ECS_METADATA_DISABLED'] = 'true'
     if log_path:
         env['ANSIBLE_LOG_PATH'] = str(log_path)
     env.update(extra or {})

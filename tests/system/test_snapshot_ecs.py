@@ -321,3 +321,11 @@ def test_batch_of_instances_isolates_a_failing_one(ecs):
     assert res['hosts']['web03']['status'] == 'ok' and len(res['hosts']['web03']['snapshots']) == 1
     assert 'd-web02-1' in res['hosts']['web02']['msg']
     assert res['hosts']['ghost']['msg'].startswith('Failed to list disks of instance i-ghost')
+
+
+def test_no_credentials_anywhere_is_a_clear_error_and_nothing_is_sent(ecs, tmp_path):
+    res = snap(ecs, env={'HOME': str(tmp_path)}, retries=1)
+    assert res.failed
+    assert res['msg'].startswith('Failed to list disks of instance i-web01: CredentialException(')
+    assert 'unable to load credentials from any of the providers in the chain' in res['msg']
+    assert ecs.requests == []
