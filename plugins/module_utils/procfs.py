@@ -177,12 +177,14 @@ def redact_args(args):
         if match:
             out.append(match.group(1) + REDACTED)
             continue
-        if arg in _SHORT_SECRET_OPTIONS or _SECRET_OPTION.match(arg):
-            redact_next = True
+        secret_option = arg in _SHORT_SECRET_OPTIONS or _SECRET_OPTION.match(arg)
+        if len(arg) > 2 and arg[:2] in _SHORT_SECRET_OPTIONS and not arg.startswith("--"):
+            # mysql -psecretpw: the value is attached. When the whole word also reads like a
+            # secret option (-password), the next argument may be its value: redact both.
+            arg = arg[:2] + REDACTED
         elif arg in _USER_PASS_OPTIONS:
             user_pass_next = True
-        elif len(arg) > 2 and arg[:2] in _SHORT_SECRET_OPTIONS and not arg.startswith("--"):
-            arg = arg[:2] + REDACTED
+        redact_next = bool(secret_option)
         out.append(arg)
     return out
 
