@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-from ansible_collections.oomguard.fleet.plugins.module_utils.cloud import alicloud, aws
-
 
 class MissingSdk(Exception):
     def __init__(self, library, import_error):
@@ -16,15 +14,21 @@ class MissingSdk(Exception):
 
 
 def build_backend(provider, params):
-    """A backend for ``provider`` from module params; raises MissingSdk or CloudError."""
+    """A backend for ``provider`` from module params; raises MissingSdk or CloudError.
+
+    Only the chosen provider's SDK is imported (inside the branch): each costs hundreds of
+    milliseconds of start-up.
+    """
     region = params['region']
-    retry = dict(retries=max(1, params.get('retries') or 1), retry_base=params.get('retry_delay') or 0.0,
-                 retry_cap=20 * (params.get('retry_delay') or 0.0))
+    delay = params.get('retry_delay') or 0.0
+    retry = dict(retries=max(1, params.get('retries') or 1), retry_base=delay, retry_cap=20 * delay)
     if provider == 'alicloud':
+        from ansible_collections.oomguard.fleet.plugins.module_utils.cloud import alicloud
         if alicloud.SDK_IMPORT_ERROR:
             raise MissingSdk(alicloud.SDK_NAME, alicloud.SDK_IMPORT_ERROR)
         return alicloud.AlicloudBackend(region, params.get('endpoint_url'), alicloud.credentials_from(params), **retry)
     if provider == 'aws':
+        from ansible_collections.oomguard.fleet.plugins.module_utils.cloud import aws
         if aws.SDK_IMPORT_ERROR:
             raise MissingSdk(aws.SDK_NAME, aws.SDK_IMPORT_ERROR)
         creds = {'aws_access_key_id': params.get('access_key'), 'aws_secret_access_key': params.get('secret_key'),
