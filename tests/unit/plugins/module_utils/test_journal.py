@@ -133,8 +133,17 @@ def test_lock_failure_other_than_contention(tmp_path, monkeypatch):
         jr.RunLock(str(tmp_path / "journal.jsonl"), "r", "remediate").acquire()
 
 
+def collections_root():
+    """The directory holding ansible_collections/, wherever the collection was copied to."""
+    path = os.path.abspath(jr.__file__)
+    for _level in range(6):
+        path = os.path.dirname(path)
+    return path
+
+
 def test_crash_hook_kills_after_the_intent_is_on_disk(tmp_path):
     path = str(tmp_path / "j.jsonl")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([collections_root(), os.environ.get("PYTHONPATH", "")]))
     code = ("import sys\n"
             "from ansible_collections.oomguard.fleet.plugins.module_utils.journal import Journal\n"
             "j = Journal(sys.argv[1], 'run-x')\n"
@@ -142,11 +151,11 @@ def test_crash_hook_kills_after_the_intent_is_on_disk(tmp_path):
             "j.intent('runtime', pid=1)\n"
             "print('survived')\n")
     proc = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, check=False,
-                          env=dict(os.environ, **{jr.CRASH_HOOK_ENV: "2"}))
+                          env=dict(env, **{jr.CRASH_HOOK_ENV: "2"}))
     assert proc.returncode == -9 and "survived" not in proc.stdout
     records, _bad = jr.read_records(path)
     assert [r["op"] for r in records] == ["dropin", "runtime"]
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "k.jsonl")], capture_output=True, text=True, check=False,
-                          env=dict(os.environ, **{jr.CRASH_HOOK_ENV: "not-a-number"}))
+                          env=dict(env, **{jr.CRASH_HOOK_ENV: "not-a-number"}))
     assert proc.returncode == 0 and "survived" in proc.stdout
     assert json.loads(open(str(tmp_path / "k.jsonl"), encoding="utf-8").readline())["state"] == "intent"
