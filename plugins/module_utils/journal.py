@@ -184,9 +184,19 @@ def read_records(path):
     return records, bad
 
 
+def _last_rollback_index(records, run_id):
+    last = -1
+    for index, record in enumerate(records):
+        if record.get("op") == "rollback-complete" and record.get("rollback_of") == run_id:
+            last = index
+    return last
+
+
 def change_intents(records, run_id):
-    """Intent records of changes (not rollbacks) made by ``run_id``, in journal order."""
-    return [r for r in records if r.get("run_id") == run_id and r.get("op") in CHANGE_OPS and r.get("state") == "intent"]
+    """Intent records of changes (not rollbacks) made by ``run_id`` since its last finished
+    rollback (a run id reused after a rollback starts over), in journal order."""
+    start = _last_rollback_index(records, run_id) + 1
+    return [r for r in records[start:] if r.get("run_id") == run_id and r.get("op") in CHANGE_OPS and r.get("state") == "intent"]
 
 
 def latest_change_run(records):
@@ -198,5 +208,5 @@ def latest_change_run(records):
 
 
 def rolled_back(records, run_id):
-    """True when a completed rollback of ``run_id`` is journalled."""
-    return any(r.get("op") == "rollback-complete" and r.get("rollback_of") == run_id for r in records)
+    """True when a finished rollback of ``run_id`` is journalled and the run changed nothing since."""
+    return _last_rollback_index(records, run_id) >= 0 and not change_intents(records, run_id)

@@ -95,6 +95,9 @@ def test_run_queries():
     assert jr.latest_change_run(records[3:]) is None
     assert [r["op"] for r in jr.change_intents(records, "a")] == ["runtime"]
     assert jr.rolled_back(records, "b") and not jr.rolled_back(records, "a")
+    reused = records + [{"run_id": "b", "op": "runtime", "state": "intent", "pid": 9}]
+    assert not jr.rolled_back(reused, "b")  # the id was used again after its rollback
+    assert [r.get("pid") for r in jr.change_intents(reused, "b")] == [9]
 
 
 def test_second_lock_fails_naming_the_holder(tmp_path):

@@ -178,3 +178,11 @@ def test_rollback_lock_held(host):
     with jr.RunLock(host["journal"], "busy-run", "remediate"):
         failed, result = run_module(oom_rollback.main, host)
     assert failed and "busy-run" in result["msg"] and adj(host, 77) == 0
+
+
+def test_a_run_id_reused_after_its_rollback_can_be_rolled_back_again(host):
+    for _round in range(2):
+        failed, result = run_module(oom_score_adj.main, dict(host, pid=77, value=0))
+        assert not failed and result["changed"] and adj(host, 77) == 0
+        failed, result = run_module(oom_rollback.main, dict(host, rollback_run_id=host["run_id"]))
+        assert not failed and result["changed"] and adj(host, 77) == -1000
