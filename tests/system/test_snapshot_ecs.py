@@ -329,3 +329,33 @@ def test_no_credentials_anywhere_is_a_clear_error_and_nothing_is_sent(ecs, tmp_p
     assert res['msg'].startswith('Failed to list disks of instance i-web01: CredentialException(')
     assert 'unable to load credentials from any of the providers in the chain' in res['msg']
     assert ecs.requests == []
+
+
+def test_diff_mode_shows_the_snapshots_before_and_after(ecs, tmp_path):
+    from ansible_collections.oomguard.fleet.tests.harness.ansible_cli import playbook
+    snap(ecs, run_id='run-1')
+    play = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Snapshot with retention 1
+      oomguard.fleet.disk_snapshot:
+        provider: alicloud
+        region: %s
+        instance_id: i-web01
+        run_id: run-2
+        endpoint_url: %s
+        retention: 1
+        disks: [system]
+""" % (REGION, ecs.endpoint)
+    old = [s['SnapshotId'] for s in ours(ecs) if s['SourceDiskId'] == 'd-web01-0'][0]
+    check = playbook(tmp_path, play, 'localhost ansible_connection=local\n', env=creds(), args=['--check', '--diff'])
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert '+        "(new snapshot of d-web01-0)"' in check.stdout
+    assert len(ours(ecs)) == 3
+    real = playbook(tmp_path, play, 'localhost ansible_connection=local\n', env=creds(), args=['--diff'])
+    assert real.returncode == 0, real.stdout + real.stderr
+    new = [s['SnapshotId'] for s in ours(ecs) if s['SourceDiskId'] == 'd-web01-0' and s['Tags'][RUN_TAG] == 'run-2'][0]
+    assert old not in ecs.snapshots
+    assert '-        "%s"' % old in real.stdout
+    assert '+        "%s"' % new in real.stdout
