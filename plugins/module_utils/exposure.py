@@ -570,4 +570,3 @@ def summary_line(exposure):
         host, exposure.get("level"), ids, human_kb(figures.get("unkillable_rss_kb")),
         _fmt_pct(figures.get("unkillable_share_pct") or 0), human_kb(figures.get("mem_total_kb")),
         _fmt_pct(figures.get("sunreclaim_pct") or 0), len(exposure.get("flagged") or []))
-

@@ -43,4 +43,3 @@ def test_filter_errors_are_filter_errors(java_facts, kwargs, text):
     with pytest.raises(AnsibleFilterError) as info:
         exposure(java_facts, **kwargs)
     assert text in str(info.value)
-
