@@ -359,3 +359,51 @@ def test_diff_mode_shows_the_snapshots_before_and_after(ecs, tmp_path):
     assert old not in ecs.snapshots
     assert '-        "%s"' % old in real.stdout
     assert '+        "%s"' % new in real.stdout
+
+
+def batch_requests(ecs, count, **overrides):
+    requests = []
+    for n in range(count):
+        instance_id = 'i-many%d' % n
+        ecs.add_instance(instance_id, REGION, data_disks=1)
+        request = dict(key='host%d' % n, instance_id=instance_id, region=REGION, run_id='run-many', disks=['all'],
+                       name='{run_id}-{disk_id}', description='d', tags={}, retention=0, wait=True, wait_timeout=30,
+                       poll_interval=0.2)
+        request.update(overrides)
+        requests.append(request)
+    return requests
+
+
+def test_many_instances_are_polled_together(ecs):
+    from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.alicloud import AlicloudBackend
+    from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.runner import run_many
+    backend = AlicloudBackend(REGION, ecs.endpoint, {'access_key_id': KEY_ID, 'access_key_secret': SECRET}, retry_base=0.01)
+    results = run_many(lambda request: backend, batch_requests(ecs, 8), concurrency=8)
+    assert all(r['status'] == 'ok' and not r['failed'] and len(r['snapshots']) == 2 for r in results.values())
+    # 8 lookups of the run's snapshots before creating, then one call per poll for all 16 snapshots
+    # (about 1 s / 0.2 s polls), not one per instance per poll.
+    polls = ecs.count('DescribeSnapshots') - 8
+    assert 1 <= polls <= 12, polls
+
+
+def test_a_failing_shared_poll_fails_each_waiting_host_with_the_cause(ecs):
+    from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.alicloud import AlicloudBackend
+    from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.runner import run_many
+    backend = AlicloudBackend(REGION, ecs.endpoint, {'access_key_id': KEY_ID, 'access_key_secret': SECRET},
+                              retries=1, retry_base=0.01)
+    requests = batch_requests(ecs, 3)
+    original = backend.create_snapshot
+    made = []
+
+    def create_then_throttle(*args):
+        # Once the last of the 6 snapshots exists, every later DescribeSnapshots is throttled.
+        made.append(original(*args))
+        if len(made) == 6:
+            ecs.inject_throttling('DescribeSnapshots', 1000, code='Throttling.User')
+        return made[-1]
+    backend.create_snapshot = create_then_throttle
+    results = run_many(lambda request: backend, requests, concurrency=1)
+    for result in results.values():
+        assert result['failed'] is True
+        assert result['msg'].startswith('Failed to describe snapshots: Throttling.User')
+        assert len(result['snapshots']) == 2

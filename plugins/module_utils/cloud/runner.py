@@ -138,11 +138,21 @@ class SnapshotRun(object):
             self.result['snapshots'].append({'snapshot_id': snap_id, 'disk_id': disk_id, 'name': item['name'],
                                              'status': STATUS_PROGRESSING, 'progress': 0, 'created_at': None})
 
+    def snapshot_ids(self):
+        return [s['snapshot_id'] for s in self.result['snapshots']]
+
+    def waiting(self):
+        """Still worth polling: something progressing and nothing failed."""
+        states = set(s['status'] for s in self.result['snapshots'])
+        return STATUS_PROGRESSING in states and STATUS_FAILED not in states
+
     def refresh(self):
-        ids = [s['snapshot_id'] for s in self.result['snapshots']]
-        if not ids:
-            return
-        current = dict((s['snapshot_id'], s) for s in self.backend.describe_snapshots(snapshot_ids=ids))
+        ids = self.snapshot_ids()
+        if ids:
+            self.absorb(dict((s['snapshot_id'], s) for s in self.backend.describe_snapshots(snapshot_ids=ids)))
+
+    def absorb(self, current):
+        """Take the latest states from ``{snapshot_id: snapshot}``."""
         fresh = []
         for snap in self.result['snapshots']:
             seen = current.get(snap['snapshot_id'])
@@ -154,8 +164,7 @@ class SnapshotRun(object):
         deadline = self.clock() + self.req['wait_timeout']
         while True:
             self.refresh()
-            states = set(s['status'] for s in self.result['snapshots'])
-            if STATUS_FAILED in states or STATUS_PROGRESSING not in states:
+            if not self.waiting():
                 return
             if self.clock() >= deadline:
                 self.result['timed_out'] = True
@@ -185,20 +194,18 @@ class SnapshotRun(object):
             self.result['deleted'].append(snap_id)
             self.result['changed'] = True
 
-    def run(self):
+    def start(self):
+        """Plan and create (or, in check mode, list what would be created)."""
         try:
             todo = self.plan()
         except CloudError as exc:
             self._fail(exc.verb, exc.noun, exc.cause)
         self.create(todo)
-        if not self.check_mode:
-            try:
-                if self.req['wait']:
-                    self.wait()
-                # Without waiting, the states are already known: reused snapshots were just described,
-                # created ones are progressing at 0%.
-            except CloudError as exc:
-                self._fail(exc.verb, exc.noun, exc.cause)
+
+    def finish(self, poll_error=None):
+        """Judge the states, apply retention, and return the result (raises SnapshotRunError on failure)."""
+        if poll_error is not None:
+            self._fail(poll_error.verb, poll_error.noun, poll_error.cause)
         failed = [s for s in self.result['snapshots'] if s['status'] == STATUS_FAILED]
         if failed:
             self._fail('create', 'snapshots of instance %s' % self.req['instance_id'],
@@ -216,32 +223,96 @@ class SnapshotRun(object):
         self._finish()
         return self.result
 
+    def run(self):
+        self.start()
+        poll_error = None
+        # Without waiting, the states are already known: reused snapshots were just described,
+        # created ones are progressing at 0%.
+        if self.req['wait'] and not self.check_mode:
+            try:
+                self.wait()
+            except CloudError as exc:
+                poll_error = exc
+        return self.finish(poll_error)
 
-def run_many(make_backend, requests, check_mode=False, concurrency=16, sleep=time.sleep):
-    """Run one SnapshotRun per request on a thread pool; a host's failure never stops the others.
+
+def _failed_result(request, exc):
+    return {'failed': True, 'msg': str(exc), 'changed': False, 'status': 'failed', 'message': str(exc),
+            'instance_id': request['instance_id'], 'region': request.get('region'), 'run_id': request['run_id'],
+            'snapshots': [], 'progress': [], 'created': [], 'reused': [], 'would_create': [], 'deleted': [],
+            'would_delete': [], 'timed_out': False, 'disks': [], 'provider': request.get('provider')}
+
+
+def poll_together(runs, wait_timeout, poll_interval, clock=time.monotonic, sleep=time.sleep, chunk=100):
+    """Wait for many runs with one DescribeSnapshots per backend and ``chunk`` ids per poll,
+    instead of one per instance. Returns ``{id(run): CloudError}`` for runs whose poll failed."""
+    deadline = clock() + wait_timeout
+    errors = {}
+    while True:
+        waiting = [run for run in runs if id(run) not in errors and run.waiting()]
+        if not waiting:
+            return errors
+        by_backend = {}
+        for run in waiting:
+            by_backend.setdefault(id(run.backend), []).append(run)
+        for group in by_backend.values():
+            ids = [snap_id for run in group for snap_id in run.snapshot_ids()]
+            try:
+                current = {}
+                for start in range(0, len(ids), chunk):
+                    for snap in group[0].backend.describe_snapshots(snapshot_ids=ids[start:start + chunk]):
+                        current[snap['snapshot_id']] = snap
+            except CloudError as exc:
+                for run in group:
+                    errors[id(run)] = exc
+                continue
+            for run in group:
+                run.absorb(current)
+        if clock() >= deadline:
+            for run in runs:
+                if id(run) not in errors and run.waiting():
+                    run.result['timed_out'] = True
+            return errors
+        sleep(max(0.0, min(poll_interval, deadline - clock())))
+
+
+def run_many(make_backend, requests, check_mode=False, concurrency=16, sleep=time.sleep, clock=time.monotonic):
+    """Snapshot many instances: start them all on a thread pool, wait for all of them with a shared
+    poll, then judge and retain each on the pool. A host's failure never stops the others.
 
     ``make_backend(request)`` returns the (shared, thread-safe) backend for a request.
     Returns ``{key: result}`` where each result has ``failed`` and, when failed, ``msg``.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    def one(request):
-        try:
-            backend = make_backend(request)
-            result = SnapshotRun(backend, request, check_mode=check_mode, sleep=sleep).run()
-            result['failed'] = False
-            return result
-        except SnapshotRunError as exc:
-            result = dict(exc.result)
-            result.update(failed=True, msg=str(exc))
-            return result
-        except CloudError as exc:
-            return {'failed': True, 'msg': str(exc), 'changed': False, 'status': 'failed', 'message': str(exc),
-                    'instance_id': request['instance_id'], 'region': request.get('region'), 'run_id': request['run_id'],
-                    'snapshots': [], 'progress': [], 'created': [], 'reused': [], 'would_create': [], 'deleted': [],
-                    'would_delete': [], 'timed_out': False, 'disks': [], 'provider': request.get('provider')}
+    results = {}
+    started = []
 
-    keys = [r['key'] for r in requests]
-    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(requests) or 1))) as pool:
-        results = list(pool.map(one, requests))
-    return dict(zip(keys, results))
+    def start(request):
+        try:
+            run = SnapshotRun(make_backend(request), request, check_mode=check_mode, sleep=sleep, clock=clock)
+            run.start()
+            return run
+        except SnapshotRunError as exc:
+            results[request['key']] = dict(exc.result, failed=True, msg=str(exc))
+        except CloudError as exc:
+            results[request['key']] = _failed_result(request, exc)
+        return None
+
+    def finish(pair):
+        run, error = pair
+        try:
+            result = run.finish(error)
+            result['failed'] = False
+        except SnapshotRunError as exc:
+            result = dict(exc.result, failed=True, msg=str(exc))
+        results[run.req['key']] = result
+
+    workers = max(1, min(concurrency, len(requests) or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        started = [run for run in pool.map(start, requests) if run is not None]
+        errors = {}
+        if started and not check_mode and requests[0]['wait']:
+            errors = poll_together(started, requests[0]['wait_timeout'], requests[0]['poll_interval'], clock=clock, sleep=sleep)
+        list(pool.map(finish, [(run, errors.get(id(run))) for run in started]))
+    return dict((r['key'], results[r['key']]) for r in requests)
