@@ -67,6 +67,13 @@ done
 # The collection's own state (baselines, journals) starts empty on every host.
 mkdir -p /var/lib/oomguard
 mount -t tmpfs -o mode=0700,size=16m oomguard-state /var/lib/oomguard
+# The kernel is the machine's: sysctls, SysRq (f runs the OOM killer) and sysfs are
+# read-only here, so a play cannot change the machine the tests run on.
+for path in /proc/sys /proc/sysrq-trigger /sys; do
+    [ -e "$path" ] || continue
+    mount --bind "$path" "$path"
+    mount -o remount,bind,ro "$path"
+done
 hostname "$1"
 echo "$1" > /etc/hostname
 printf '127.0.1.1\t%s\n' "$1" >> /etc/hosts

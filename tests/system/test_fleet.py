@@ -121,6 +121,23 @@ def test_writes_to_etc_var_lib_and_root_stay_on_the_host(fleet3):
         assert not os.path.exists(path)
 
 
+def test_kernel_settings_are_read_only_on_a_host(fleet3):
+    host = fleet3.hosts[0]
+    # Writes the value already set, so nothing changes even if the guard were missing.
+    out = ssh(fleet3, host, 'v=$(cat /proc/sys/vm/overcommit_ratio); '
+                            '(echo "$v" > /proc/sys/vm/overcommit_ratio) 2>&1; echo "rc=$?"; '
+                            # the per-mount options of the topmost mount on each path
+                            'for p in /proc/sys /sys /proc/sysrq-trigger; do test -e $p || continue; '
+                            'awk -v p=$p \'$5 == p {o = $6} END {print o}\' /proc/self/mountinfo; done')
+    lines = out.splitlines()
+    assert 'Read-only file system' in lines[0] and lines[1] in ('rc=1', 'rc=2'), lines
+    for options in lines[2:]:
+        assert options.split(',')[0] == 'ro', lines
+    assert len(lines) == (5 if os.path.exists('/proc/sysrq-trigger') else 4), lines
+    with open('/proc/sys/vm/panic_on_oom', encoding='ascii') as handle:
+        assert handle.read().strip() == '0'
+
+
 def test_strict_host_key_checking_rejects_a_wrong_key(fleet3, tmp_path):
     other = tmp_path / 'known_hosts'
     host = fleet3.hosts[0]
