@@ -84,6 +84,7 @@ class EcsDouble(LoopbackServer):
         self.fail_disks = set()
         self.requests = []          # (action, status) for every request, signed or not
         self.timeline = []          # (time.monotonic(), action, status) for every request
+        self.calls = []             # (action, params) of every signed request
         self.refused = []           # (code, message) of requests refused for auth
         self._ids = itertools.count(1)
 
@@ -171,6 +172,8 @@ class EcsDouble(LoopbackServer):
             params = dict(parse_qsl(urlsplit(handler.path).query, keep_blank_values=True))
             if handler.headers.get('content-type', '').startswith('application/x-www-form-urlencoded') and body:
                 params.update(parse_qsl(body.decode('utf-8'), keep_blank_values=True))
+            with self.lock:
+                self.calls.append((action, params))
             status, payload = 200, self._dispatch(action, params)
         except ApiError as exc:
             status, payload = exc.status, {'Code': exc.code, 'Message': exc.message, 'HostId': 'ecs.127.0.0.1'}

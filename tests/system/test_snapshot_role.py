@@ -254,3 +254,20 @@ def test_role_against_moto(tmp_path):
         assert len(facts['ec2-0']['snapshots']['deleted']) == 3  # run-a's, by retention 1
         ours = ec2.describe_snapshots(OwnerIds=['self'], Filters=[{'Name': 'tag:oomguard:managed-by', 'Values': ['oomguard.fleet']}])
         assert {t['Value'] for s in ours['Snapshots'] for t in s['Tags'] if t['Key'] == 'oomguard:run-id'} == {'run-b'}
+
+
+def test_serial_batches_snapshot_each_host_once(ecs, tmp_path):
+    dump_dir = tmp_path / 'dump'
+    dump_dir.mkdir()
+    play = PLAY.replace('  hosts: fleet\n', '  hosts: fleet\n  serial: 2\n', 1)
+    res = playbook(tmp_path, play, inventory(ecs, HOSTS), env=env(), args=['-e', 'dump_dir=%s' % dump_dir])
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert ecs.count('CreateSnapshot') == 9
+    # The second batch did not look at the first batch's instances again.
+    looked_at = [params['InstanceId'] for action, params in ecs.calls if action == 'DescribeDisks']
+    first_of_batch_two = looked_at.index('i-web03')
+    assert set(looked_at[:first_of_batch_two]) == {'i-web01', 'i-web02'}
+    assert set(looked_at[first_of_batch_two:]) == {'i-web03'}
+    facts = dumps(dump_dir)
+    assert all(facts[h]['snapshots']['status'] == 'ok' for h, dummy in HOSTS)
+    assert len({facts[h]['run_id'] for h, dummy in HOSTS}) == 1
