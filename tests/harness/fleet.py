@@ -144,6 +144,31 @@ def netns_pids(netns):
     return [int(p) for p in proc.stdout.split()] if proc.returncode == 0 else []
 
 
+def netns_processes(namespaces):
+    """PIDs of the processes in each named network namespace, in one pass over /proc."""
+    inodes = {}
+    for name in namespaces:
+        with contextlib.suppress(OSError):
+            inodes[os.stat('/run/netns/%s' % name).st_ino] = name
+    found = {name: [] for name in namespaces}
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                inode = os.stat('/proc/%s/ns/net' % entry).st_ino
+            except OSError:
+                continue  # exited meanwhile
+            if inode in inodes:
+                found[inodes[inode]].append(int(entry))
+    return found
+
+
+def _ip_batch(commands):
+    """Run ``ip`` commands in one process; what failed is found by checking afterwards."""
+    if commands:
+        subprocess.run(['ip', '-force', '-batch', '-'], input='\n'.join(commands) + '\n', text=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+
+
 def process_starttime(pid):
     """Field 22 of /proc/<pid>/stat (clock ticks since boot): tells a reused PID from ours."""
     try:
@@ -439,28 +464,27 @@ class Fleet:
         self.state['status'] = 'deleting'
         self._save()
         self._close_ssh_masters()
-        for host in self.hosts:
-            self._kill_host(host, problems)
+        self._kill_hosts(problems)
         alias = link_alias(self.state['bridge']) if self.state.get('bridge') else None
         if alias not in (None, '', self.state.get('owner')):
             # Our bridge is gone and another fleet took the slot: its names are not ours.
             self.state.update({'status': 'down', 'note': 'slot reused by %s; nothing of it was touched' % alias})
             self._save()
             return self.hosts
-        for host in self.hosts:
-            self._drain_netns(host['netns'], problems)
-        existing = netns_list()
-        for host in self.hosts:
-            if host['netns'] in existing:
-                proc = _run(['ip', 'netns', 'del', host['netns']], check=False)
-                if proc.returncode:
-                    problems.append('ip netns del %s: %s' % (host['netns'], proc.stderr.strip()))
-            if link_exists(host['veth']):
-                _run(['ip', 'link', 'del', host['veth']], check=False)
-        if self.state.get('bridge') and link_exists(self.state['bridge']):
-            proc = _run(['ip', 'link', 'del', self.state['bridge']], check=False)
-            if proc.returncode:
-                problems.append('ip link del %s: %s' % (self.state['bridge'], proc.stderr.strip()))
+        ours = {host['netns'] for host in self.hosts} & netns_list()
+        self._drain_netns(ours, problems)
+        _ip_batch(['netns del %s' % name for name in sorted(ours)])
+        # A deleted namespace's veth peer goes away asynchronously; delete ours now.
+        links = {link['ifname'] for link in _ip_json('link', 'show')}
+        doomed = [host['veth'] for host in self.hosts if host['veth'] in links]
+        if self.state.get('bridge') in links:
+            doomed.append(self.state['bridge'])
+        _ip_batch(['link del %s' % name for name in doomed])
+        left = sorted(ours & netns_list())
+        links = {link['ifname'] for link in _ip_json('link', 'show')}
+        left += [name for name in doomed if name in links]
+        if left:
+            problems.append('could not delete: %s' % ', '.join(left))
         if problems:
             self.state['status'] = 'down-incomplete'
             self._save()
@@ -483,35 +507,43 @@ class Fleet:
             _run(['ssh', '-o', 'ControlPath=%s' % os.path.join(self.control_dir, sock), '-O', 'exit', 'fleet'],
                  check=False)
 
-    def _kill_host(self, host, problems):
-        pid, starttime = host.get('pid'), host.get('starttime')
-        child = self._children.pop(pid, None) if pid else None
-        if not pid or starttime is None or process_starttime(pid) != starttime:
+    def _kill_hosts(self, problems):
+        """SIGKILL every recorded host process that is still ours, then wait for them all."""
+        killed = []
+        for host in self.hosts:
+            pid, starttime = host.get('pid'), host.get('starttime')
+            child = self._children.pop(pid, None) if pid else None
+            if not pid or starttime is None or process_starttime(pid) != starttime:
+                if child is not None:
+                    child.poll()  # reap our own child if it died by itself
+                continue  # never started, already gone, or the PID now belongs to someone else
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            killed.append((host, child))
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        for host, child in killed:
             if child is not None:
-                child.poll()  # reap our own child if it died by itself
-            return  # never started, already gone, or the PID now belongs to someone else
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        if child is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=DRAIN_TIMEOUT)
-                return
-        else:
-            # Started by another process (the `up` command line): its new parent reaps it.
-            deadline = time.monotonic() + DRAIN_TIMEOUT
-            while time.monotonic() < deadline:
-                if process_starttime(pid) != starttime:
-                    return
-                time.sleep(0.02)
-        problems.append('process %d (host %s) did not exit after SIGKILL' % (pid, host['name']))
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(timeout=max(0.1, deadline - time.monotonic()))
+                    continue
+            else:
+                # Started by another process (the `up` command line): its new parent reaps it.
+                while time.monotonic() < deadline and process_starttime(host['pid']) == host['starttime']:
+                    time.sleep(0.02)
+                if process_starttime(host['pid']) != host['starttime']:
+                    continue
+            problems.append('process %d (host %s) did not exit after SIGKILL' % (host['pid'], host['name']))
 
     @staticmethod
-    def _drain_netns(netns, problems):
-        """Wait until no process is left in ``netns``: deleting it earlier leaves it half-alive."""
+    def _drain_netns(namespaces, problems):
+        """Wait until no process is left in ``namespaces``: deleting one earlier leaves it half-alive."""
         deadline = time.monotonic() + DRAIN_TIMEOUT
-        while netns in netns_list() and netns_pids(netns):
+        while True:
+            busy = {name: pids for name, pids in netns_processes(namespaces).items() if pids}
+            if not busy:
+                return
             if time.monotonic() > deadline:
-                problems.append('processes still in netns %s: %s' % (netns, netns_pids(netns)))
+                problems.extend('processes still in netns %s: %s' % (name, pids) for name, pids in sorted(busy.items()))
                 return
             time.sleep(0.02)
 
