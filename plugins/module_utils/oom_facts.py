@@ -267,3 +267,31 @@ def gather_oom_facts(proc_path="/proc", adj_threshold=-500, top_killable=10, cmd
         "processes": processes,
         "errors": errors.as_dict(),
     }
+
+
+# Options of oomguard.fleet.oom_score_facts, shared with the oomguard.fleet.oom_exposure action,
+# which passes them through to the module (docs: the oomguard.fleet.oom_facts doc fragment).
+FACTS_ARGUMENT_SPEC = dict(
+    proc_path=dict(type="path", default="/proc"),
+    gather_subset=dict(type="list", elements="str", default=["oom"], choices=["all", "evidence", "oom", "slabinfo"]),
+    adj_threshold=dict(type="int", default=-500),
+    top_killable=dict(type="int", default=10),
+    all_processes=dict(type="bool", default=False),
+    cmdline_max=dict(type="int", default=256),
+    slabinfo_top=dict(type="int", default=20),
+    slabinfo_baseline=dict(type="str", default="none", choices=["none", "compare", "store"]),
+    slabinfo_baseline_path=dict(type="path", default="/var/lib/oomguard/slabinfo-baseline.json"),
+    evidence_root=dict(type="path", default="/"),
+    evidence_days=dict(type="int", default=30),
+    evidence_max_bytes=dict(type="int", default=4194304),
+)
+
+
+def check_facts_params(params):
+    """The range checks the argument spec cannot express; returns an error message or None."""
+    for name in ("top_killable", "cmdline_max", "slabinfo_top", "evidence_days"):
+        if params[name] < 0:
+            return "%s must be 0 or a positive number, not %d" % (name, params[name])
+    if params["evidence_max_bytes"] < 1:
+        return "evidence_max_bytes must be at least 1, not %d" % params["evidence_max_bytes"]
+    return None

@@ -39,76 +39,13 @@ extends_documentation_fragment:
   - oomguard.fleet.procfs
   - oomguard.fleet.procfs.SLABINFO_BASELINE
   - oomguard.fleet.procfs.FACTS
+  - oomguard.fleet.oom_facts
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
 attributes:
   check_mode:
     support: full
     details: The module only reads, except that O(slabinfo_baseline=store) writes a baseline, which check mode skips.
-options:
-  gather_subset:
-    description:
-      - Which facts to gather. V(oom) is C(ansible_facts.oom); V(slabinfo) adds C(ansible_facts.slabinfo) (see
-        M(oomguard.fleet.slabinfo_facts)); V(all) gathers every subset.
-    type: list
-    elements: str
-    choices: [all, oom, slabinfo, evidence]
-    default: [oom]
-  adj_threshold:
-    description:
-      - Return every process whose C(oom_score_adj) is at or below this value (C(-1000) is unkillable).
-    type: int
-    default: -500
-  top_killable:
-    description:
-      - Also return this many killable processes, largest RSS first. V(0) returns none.
-    type: int
-    default: 10
-  all_processes:
-    description:
-      - Return every user-space process instead of the selection made by O(adj_threshold) and O(top_killable).
-      - Costs about four more reads per process and a larger result; meant for debugging and for comparisons with C(ps).
-    type: bool
-    default: false
-  cmdline_max:
-    description:
-      - Truncate each redacted command line to this many characters. V(0) keeps it whole.
-    type: int
-    default: 256
-  slabinfo_top:
-    description:
-      - With O(gather_subset=slabinfo), the number of caches returned; see O(oomguard.fleet.slabinfo_facts#module:top).
-    type: int
-    default: 20
-  slabinfo_baseline:
-    description:
-      - With O(gather_subset=slabinfo), V(compare) or V(store) a slab baseline; see
-        O(oomguard.fleet.slabinfo_facts#module:baseline).
-    type: str
-    choices: [none, compare, store]
-    default: none
-  slabinfo_baseline_path:
-    description:
-      - With O(gather_subset=slabinfo), the baseline file on the managed host.
-    type: path
-    default: /var/lib/oomguard/slabinfo-baseline.json
-  evidence_root:
-    description:
-      - With O(gather_subset=evidence), the directory that holds C(var/log), C(var/crash) and C(sys/fs/pstore).
-      - Point it at a copy of a host's files (a fixture tree, a mounted disk) to search those instead. When it is
-        not C(/), C(journalctl) reads only the persistent journal under it (C(--directory)).
-    type: path
-    default: /
-  evidence_days:
-    description:
-      - With O(gather_subset=evidence), only entries from the last this many days count. V(0) means no time bound.
-    type: int
-    default: 30
-  evidence_max_bytes:
-    description:
-      - With O(gather_subset=evidence), read at most this many bytes from the end (newest part) of each source.
-    type: int
-    default: 4194304
 seealso:
   - module: oomguard.fleet.slabinfo_facts
 """
@@ -253,7 +190,7 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.oomguard.fleet.plugins.module_utils.evidence import gather_evidence
-from ansible_collections.oomguard.fleet.plugins.module_utils.oom_facts import gather_oom_facts
+from ansible_collections.oomguard.fleet.plugins.module_utils.oom_facts import FACTS_ARGUMENT_SPEC, check_facts_params, gather_oom_facts
 from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import OomguardError
 from ansible_collections.oomguard.fleet.plugins.module_utils.slabinfo import gather_slabinfo_facts
 
@@ -307,28 +244,13 @@ def selected_subsets(requested):
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            proc_path=dict(type="path", default="/proc"),
-            gather_subset=dict(type="list", elements="str", default=["oom"], choices=["all"] + sorted(SUBSETS)),
-            adj_threshold=dict(type="int", default=-500),
-            top_killable=dict(type="int", default=10),
-            all_processes=dict(type="bool", default=False),
-            cmdline_max=dict(type="int", default=256),
-            slabinfo_top=dict(type="int", default=20),
-            slabinfo_baseline=dict(type="str", default="none", choices=["none", "compare", "store"]),
-            slabinfo_baseline_path=dict(type="path", default="/var/lib/oomguard/slabinfo-baseline.json"),
-            evidence_root=dict(type="path", default="/"),
-            evidence_days=dict(type="int", default=30),
-            evidence_max_bytes=dict(type="int", default=4194304),
-        ),
+        argument_spec=FACTS_ARGUMENT_SPEC,
         supports_check_mode=True,
     )
     params = module.params
-    for name in ("top_killable", "cmdline_max", "slabinfo_top", "evidence_days"):
-        if params[name] < 0:
-            module.fail_json(msg="%s must be 0 or a positive number, not %d" % (name, params[name]))
-    if params["evidence_max_bytes"] < 1:
-        module.fail_json(msg="evidence_max_bytes must be at least 1, not %d" % params["evidence_max_bytes"])
+    problem = check_facts_params(params)
+    if problem:
+        module.fail_json(msg=problem)
     facts = {}
     for subset in selected_subsets(params["gather_subset"]):
         fact_name, gather = SUBSETS[subset]

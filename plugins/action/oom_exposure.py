@@ -1,0 +1,202 @@
+# -*- coding: utf-8 -*-
+# Copyright: oomguard.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller side of oomguard.fleet.oom_exposure (docs in plugins/modules/oom_exposure.py).
+
+One task per host: run oomguard.fleet.oom_score_facts on the host (one round trip), judge
+the facts with the exposure rules on the controller, optionally write the host's result
+file, and fail the host at the gate.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+
+from ansible import constants as C
+from ansible.errors import AnsibleConnectionFailure, AnsibleError
+from ansible.module_utils.common.text.converters import to_native
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+from ansible_collections.oomguard.fleet.plugins.module_utils.exposure import (
+    ExposureError,
+    LEVELS,
+    UNKNOWN,
+    assess,
+    level_rank,
+    normalize_options,
+    validate_custom_rules,
+)
+from ansible_collections.oomguard.fleet.plugins.module_utils.oom_facts import FACTS_ARGUMENT_SPEC, check_facts_params
+from ansible_collections.oomguard.fleet.plugins.plugin_utils.report import atomic_write, safe_host_filename
+
+display = Display()
+
+FACTS_MODULE = "oomguard.fleet.oom_score_facts"
+FACT_NAMES = ("oom", "slabinfo", "oom_evidence")
+NO_GATE = ("never", "none")
+# stdout callbacks whose output is a machine-readable document: no extra lines there.
+MACHINE_CALLBACKS = ("json", "jsonl")
+
+RULE_SPEC = {
+    "unkillable_high_pct": {"type": "float"},
+    "unkillable_critical_pct": {"type": "float"},
+    "allowlist": {"type": "list", "elements": "raw"},
+    "allowlist_max_rss_kb": {"type": "int"},
+    "unallowed_high_pct": {"type": "float"},
+    "killable_min_pct": {"type": "float"},
+    "available_low_pct": {"type": "float"},
+    "sunreclaim_pct": {"type": "float"},
+    "slab_growth_kb_per_hour": {"type": "float"},
+    "slab_growth_min_kb": {"type": "float"},
+    "slab_growth_ignore": {"type": "list", "elements": "str"},
+}
+
+OWN_SPEC = {
+    "custom_rules": {"type": "list", "elements": "dict", "default": []},
+    "host": {"type": "str"},
+    "fail_on": {"type": "str", "choices": list(NO_GATE) + list(LEVELS[1:]), "default": "never"},
+    "fail_on_name": {"type": "str", "default": "fail_on"},
+    "results_dir": {"type": "path"},
+    "run_id": {"type": "str"},
+    "display": {"type": "bool", "default": True},
+}
+
+ARGUMENT_SPEC = dict(FACTS_ARGUMENT_SPEC)
+ARGUMENT_SPEC.update(RULE_SPEC)
+ARGUMENT_SPEC.update(OWN_SPEC)
+
+
+def gate_tripped(level, fail_on):
+    """True when ``level`` is at or above ``fail_on``; ``unknown`` trips every gate that is set."""
+    if fail_on in NO_GATE:
+        return False
+    return level_rank(level) >= level_rank(fail_on)
+
+
+def gate_message(exposure, fail_on, fail_on_name):
+    why = exposure.get("reason") if exposure["level"] == UNKNOWN else ", ".join(f["id"] for f in exposure["findings"])
+    return "%s is %s, at or above %s=%s (%s)" % (exposure.get("host"), exposure["level"], fail_on_name, fail_on, why)
+
+
+def verdict_lines(exposure):
+    """The summary line, then one ``ID: message`` line per finding."""
+    return [exposure["summary"]] + ["%s: %s" % (f["id"], f["message"]) for f in exposure["findings"]]
+
+
+def _exception_text(exception):
+    """The message of a module's exception (a summary object on ansible-core 2.19, a string before)."""
+    if not exception:
+        return None
+    return to_native(getattr(getattr(exception, "event", None), "msg", None) or exception).strip().splitlines()[-1]
+
+
+def gather_outcome(module_result):
+    """(facts, gathered) from a module result: the facts to return and what the rules judge.
+
+    ``gathered`` keeps ``unreachable``/``failed`` and ``msg`` so the rules say ``unknown``
+    with the reason; a failed module's partial facts are still returned.
+    """
+    facts = module_result.get("ansible_facts")
+    facts = dict((k, v) for k, v in facts.items() if k in FACT_NAMES) if isinstance(facts, dict) else {}
+    if module_result.get("unreachable") or module_result.get("failed"):
+        gathered = dict((k, module_result.get(k)) for k in ("unreachable", "failed"))
+        gathered["msg"] = module_result.get("msg") or _exception_text(module_result.get("exception")) or "no message"
+        return facts, gathered
+    return facts, {"ansible_facts": facts}
+
+
+def show_lines(lines):
+    """The verdict as play output lines: the summary, then the findings indented."""
+    return "\n".join([lines[0]] + ["    " + line for line in lines[1:]])
+
+
+def human_callback():
+    return str(C.DEFAULT_STDOUT_CALLBACK).rsplit(".", 1)[-1] not in MACHINE_CALLBACKS
+
+
+def result_file_text(host, exposure, run_id, written_at):
+    record = {"schema": 1, "host": host, "run_id": run_id, "written_at": written_at, "exposure": exposure}
+    return json.dumps(record, indent=4, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_result_file(results_dir, host, exposure, run_id, now=None):
+    """Write ``<results_dir>/<host>.json`` atomically (mode 0640); returns its path."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    try:
+        os.makedirs(results_dir, mode=0o750, exist_ok=True)
+        path = os.path.join(results_dir, safe_host_filename(host))
+        atomic_write(path, result_file_text(host, exposure, run_id, now.strftime("%Y-%m-%dT%H:%M:%SZ")), mode=0o640)
+    except OSError as exc:
+        raise AnsibleError("cannot write the result file for %s in %s (%s); point results_dir at a writable directory on the "
+                           "controller" % (host, results_dir, exc.strerror or exc))
+    return path
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
+
+    def _gather(self, facts_args, task_vars):
+        """Run the facts module once; a lost connection is a result, not an exception."""
+        try:
+            return self._execute_module(module_name=FACTS_MODULE, module_args=facts_args, task_vars=task_vars)
+        except AnsibleConnectionFailure as exc:
+            return {"unreachable": True, "msg": to_native(exc)}
+        except AnsibleError as exc:
+            return {"failed": True, "msg": to_native(exc)}
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        del tmp
+        dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        host = args["host"] or task_vars.get("inventory_hostname")
+        options = dict((name, args[name]) for name in RULE_SPEC if args[name] is not None)
+        problem = check_facts_params(args)
+        if problem:
+            result.update(failed=True, msg=problem)
+            return result
+        try:
+            # Bad rules are the same mistake on every host: say so before any round trip.
+            normalize_options(options)
+            validate_custom_rules(args["custom_rules"])
+        except ExposureError as exc:
+            result.update(failed=True, msg="oomguard.fleet.exposure: %s" % to_native(exc))
+            return result
+
+        facts_args = dict((name, args[name]) for name in FACTS_ARGUMENT_SPEC)
+        facts, gathered = gather_outcome(self._gather(facts_args, task_vars))
+        try:
+            exposure = assess(gathered, host=host, options=options, custom_rules=args["custom_rules"])
+        except ExposureError as exc:  # a custom rule that fails on this host's facts
+            result.update(failed=True, msg="oomguard.fleet.exposure: %s" % to_native(exc))
+            return result
+
+        lines = verdict_lines(exposure)
+        tripped = gate_tripped(exposure["level"], args["fail_on"])
+        if tripped:
+            lines.append(gate_message(exposure, args["fail_on"], args["fail_on_name"]))
+        result.update(changed=False, msg=lines, oomguard_exposure=exposure, gate_tripped=tripped)
+        if gathered.get("unreachable") or gathered.get("failed"):
+            result["gather_error"] = gathered.get("msg")
+        if args["results_dir"]:
+            try:
+                result["result_file"] = write_result_file(args["results_dir"], host, exposure,
+                                                          args["run_id"] or task_vars.get("oomguard_run_id"))
+            except AnsibleError as exc:
+                result.update(failed=True, msg=lines + [to_native(exc)])
+                return result
+        if tripped:
+            # A failed task sets no facts: the verdict stays in the result (and the result file).
+            result["failed"] = True
+            return result
+        facts["oomguard_exposure"] = exposure
+        result["ansible_facts"] = facts
+        if args["display"] and human_callback():
+            # The verdict on the screen, without the raw facts (as the setup module keeps them off it).
+            display.display(show_lines(lines))
+            result["_ansible_verbose_override"] = True
+        return result
