@@ -55,7 +55,7 @@ RULE_SPEC = {
 }
 
 OWN_SPEC = {
-    "custom_rules": {"type": "list", "elements": "dict", "default": []},
+    "custom_rules": {"type": "list", "elements": "dict"},
     "host": {"type": "str"},
     "fail_on": {"type": "str", "choices": list(NO_GATE) + list(LEVELS[1:]), "default": "never"},
     "fail_on_name": {"type": "str", "default": "fail_on"},
