@@ -38,6 +38,7 @@ extends_documentation_fragment:
   - oomguard.fleet.oom_facts.RULES
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
+  - ansible.builtin.action_common_attributes.flow
 attributes:
   action:
     support: full
@@ -88,7 +89,9 @@ seealso:
   - module: oomguard.fleet.oom_score_facts
   - plugin: oomguard.fleet.exposure
     plugin_type: filter
-  - role: oomguard.fleet.assess
+  - name: Exposure assessment documentation
+    description: The rules, the assess role that uses this action, custom rules and incident evidence.
+    link: https://github.com/oomguard/fleet/blob/main/docs/assess.md
 """
 
 EXAMPLES = r"""
