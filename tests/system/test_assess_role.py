@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import socket
@@ -146,7 +147,13 @@ def test_no_baseline_then_cache_grew_shows_slab002(tmp_path):
     assert [f for f in first["findings"] if f["id"] == "SLAB002"] == []
     slab_skip = [s for s in first["skipped"] if s["id"] == "SLAB002"]
     assert slab_skip and slab_skip[0]["reason"].startswith("no slab baseline yet"), first["skipped"]
-    assert os.path.exists(str(tmp_path / "state" / "slab-baseline.json"))
+    baseline_path = tmp_path / "state" / "slab-baseline.json"
+    assert os.path.exists(str(baseline_path))
+    # An hour passes: the growth rate is per hour, and two plays a second apart have none.
+    baseline = json.loads(baseline_path.read_text())
+    stored = datetime.datetime.strptime(baseline["stored_at"], "%Y-%m-%dT%H:%M:%SZ")
+    baseline["stored_at"] = (stored - datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    baseline_path.write_text(json.dumps(baseline))
 
     (tmp_path / "proc" / "slabinfo").write_text(grown)
     ok(run.play(base_vars(tmp_path, proc)))
