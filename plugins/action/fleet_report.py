@@ -86,6 +86,15 @@ def _make_dir(path, option):
         raise ReportError("cannot create directory %s (%s); point %s at a writable directory" % (path, exc.strerror or exc, option))
 
 
+def _host_value(host_vars, key):
+    """A host's value by name, else from its facts: the assess action returns its verdict as a
+    fact, which is a plain variable only while inject_facts_as_vars is on."""
+    value = host_vars.get(key)
+    if value is None:
+        value = (host_vars.get("ansible_facts") or {}).get(key)
+    return value
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
@@ -96,7 +105,7 @@ class ActionModule(ActionBase):
         facts = {}
         for host in hosts:
             host_vars = hostvars[host] if host in hostvars else {}
-            facts[host] = dict((key, _plain(host_vars.get(key))) for key in FACT_KEYS)
+            facts[host] = dict((key, _plain(_host_value(host_vars, key))) for key in FACT_KEYS)
         lost = set(task_vars.get("ansible_play_hosts_all") or ()) - set(task_vars.get("ansible_play_hosts") or ())
         return records_from_facts(hosts, facts, lost, written_at, run_id)
 

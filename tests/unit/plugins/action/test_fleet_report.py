@@ -48,3 +48,11 @@ def test_argument_spec_matches_the_documentation():
         assert documented[name]["type"] == spec["type"], name
         assert documented[name].get("default") == spec.get("default"), name
         assert documented[name].get("choices") == spec.get("choices"), name
+
+
+def test_host_value_falls_back_to_facts():
+    exposure = {"level": "high"}
+    assert action._host_value({"oomguard_exposure": exposure}, "oomguard_exposure") is exposure
+    assert action._host_value({"ansible_facts": {"oomguard_exposure": exposure}}, "oomguard_exposure") is exposure
+    assert action._host_value({"ansible_facts": {}}, "oomguard_exposure") is None
+    assert action._host_value({}, "oomguard_changes") is None
