@@ -81,8 +81,8 @@ def main():
         one = measure(1, env, tmp)
         many = measure(HOSTS, env, tmp)
     load = os.getloadavg()[0]
-    print('bench_snapshot: %d hosts x %d disks, %.0f s per snapshot on the ECS double (load average %.1f on %d CPUs)'
-          % (HOSTS, DATA_DISKS + 1, SNAPSHOT_SECONDS, load, os.cpu_count()))
+    print('bench_snapshot: %d hosts x %d disks, %.0f s per snapshot on the ECS double, forks %s (load average %.1f on %d CPUs)'
+          % (HOSTS, DATA_DISKS + 1, SNAPSHOT_SECONDS, env['ANSIBLE_FORKS'], load, os.cpu_count()))
     for label, m in (('1 host ', one), ('%d hosts' % HOSTS, many)):
         print('  %s: play %.2f s (%.2fx one snapshot); minus empty-play start-up %.2f s: %.2f s (%.2fx); '
               'first CreateSnapshot to play end %.2f s (%.2fx); CreateSnapshot spread %.2f s'
