@@ -118,7 +118,9 @@ options:
     default: 1800
   poll_interval:
     description:
-      - Seconds between two looks at the snapshots' progress while waiting.
+      - Longest time in seconds between two looks at the snapshots' progress while waiting.
+      - When the progress seen so far says a snapshot ends sooner, the next look comes then, but not sooner than 1 second
+        (or O(poll_interval) when that is shorter). The wait ends at the look that finds every snapshot done.
     type: float
     default: 5.0
   on_timeout:

@@ -46,6 +46,31 @@ def _public(snap):
     }
 
 
+class PollPacer(object):
+    """When to look again while waiting: after ``poll_interval`` seconds, or sooner when the
+    progress seen so far says a snapshot ends before then (never sooner than ``floor``
+    seconds, nor than ``poll_interval`` when that is shorter). So a long poll interval does
+    not add most of itself to the wait after the last snapshot is done."""
+
+    def __init__(self, poll_interval, floor=1.0):
+        self.poll_interval = poll_interval
+        self.floor = min(floor, poll_interval)
+        self.first_seen = {}
+
+    def delay(self, snapshots, now):
+        """Seconds until the next poll, given the snapshots' latest states seen at ``now``."""
+        soonest = self.poll_interval
+        for snap in snapshots:
+            if snap.get('status') != STATUS_PROGRESSING:
+                continue
+            progress = snap.get('progress') or 0
+            seen_at, seen_progress = self.first_seen.setdefault(snap['snapshot_id'], (now, progress))
+            if progress > seen_progress and now > seen_at:
+                rate = (progress - seen_progress) / (now - seen_at)
+                soonest = min(soonest, (100 - progress) / rate)
+        return max(self.floor, soonest)
+
+
 class SnapshotRun(object):
     """One disk_snapshot call. ``clock`` and ``sleep`` are injectable for tests."""
 
@@ -162,14 +187,16 @@ class SnapshotRun(object):
 
     def wait(self):
         deadline = self.clock() + self.req['wait_timeout']
+        pacer = PollPacer(self.req['poll_interval'])
         while True:
             self.refresh()
             if not self.waiting():
                 return
-            if self.clock() >= deadline:
+            now = self.clock()
+            if now >= deadline:
                 self.result['timed_out'] = True
                 return
-            self.sleep(max(0.0, min(self.req['poll_interval'], deadline - self.clock())))
+            self.sleep(max(0.0, min(pacer.delay(self.result['snapshots'], now), deadline - now)))
 
     def retain(self):
         keep = self.req.get('retention') or 0
@@ -248,10 +275,9 @@ def poll_together(runs, wait_timeout, poll_interval, clock=time.monotonic, sleep
     instead of one per instance. Returns ``{id(run): CloudError}`` for runs whose poll failed."""
     deadline = clock() + wait_timeout
     errors = {}
-    while True:
-        waiting = [run for run in runs if id(run) not in errors and run.waiting()]
-        if not waiting:
-            return errors
+    pacer = PollPacer(poll_interval)
+    waiting = [run for run in runs if run.waiting()]
+    while waiting:
         by_backend = {}
         for run in waiting:
             by_backend.setdefault(id(run.backend), []).append(run)
@@ -268,12 +294,17 @@ def poll_together(runs, wait_timeout, poll_interval, clock=time.monotonic, sleep
                 continue
             for run in group:
                 run.absorb(current)
-        if clock() >= deadline:
-            for run in runs:
-                if id(run) not in errors and run.waiting():
-                    run.result['timed_out'] = True
-            return errors
-        sleep(max(0.0, min(poll_interval, deadline - clock())))
+        waiting = [run for run in waiting if id(run) not in errors and run.waiting()]
+        if not waiting:
+            break  # no sleep after the last snapshot is done
+        now = clock()
+        if now >= deadline:
+            for run in waiting:
+                run.result['timed_out'] = True
+            break
+        polled = [snap for run in waiting for snap in run.result['snapshots']]
+        sleep(max(0.0, min(pacer.delay(polled, now), deadline - now)))
+    return errors
 
 
 def run_many(make_backend, requests, check_mode=False, concurrency=16, sleep=time.sleep, clock=time.monotonic):
