@@ -19,6 +19,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import signal
 import socket
 
@@ -148,7 +149,7 @@ class Journal:
         self._append(record)
         self._intents += 1
         crash_at = os.environ.get(CRASH_HOOK_ENV)
-        if crash_at and crash_at.isdigit() and int(crash_at) == self._intents:
+        if crash_at and re.match(r"^[0-9]+$", crash_at) and int(crash_at) == self._intents:
             os.kill(os.getpid(), signal.SIGKILL)
         return record_id
 

@@ -23,6 +23,7 @@ from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import (
     PF_KTHREAD,
     ProcParseError,
     cgroup_unit,
+    is_decimal,
     meminfo_facts,
     parse_cmdline,
     parse_int,
@@ -119,7 +120,7 @@ def list_pids(proc_path):
         names = os.listdir(proc_path)
     except (IOError, OSError) as exc:
         raise ProcParseError(proc_path, None, "cannot list (%s); is proc_path a procfs mount?" % (exc.strerror or exc))
-    return [int(name) for name in names if name.isdigit()]
+    return [int(name) for name in names if is_decimal(name)]
 
 
 def _read_adj(base):

@@ -123,7 +123,7 @@ def parse_cgroup(text, path="cgroup"):
         if not line:
             continue
         parts = line.split(":", 2)
-        if len(parts) != 3 or not parts[0].isdigit():
+        if len(parts) != 3 or not is_decimal(parts[0]):
             raise ProcParseError(path, line_no, "expected 'hierarchy-ID:controllers:path'")
         rows.append({"id": int(parts[0]), "controllers": parts[1], "path": parts[2]})
     return rows
@@ -142,6 +142,15 @@ def cgroup_unit(text, path="cgroup"):
                 if unit:
                     return unit
     return None
+
+
+_DECIMAL = re.compile(r"^[0-9]+$")
+
+
+def is_decimal(text):
+    """True for ASCII digits only: str.isdigit() also accepts characters such as U+00B2
+    that int() refuses."""
+    return bool(_DECIMAL.match(text))
 
 
 _SECRET_WORD = r"(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|credentials?|auth)"

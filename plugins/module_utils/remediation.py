@@ -132,7 +132,7 @@ def select_processes(proc_path, pid=None, name=None, unit=None, cmdline=None):
     if pid is not None:
         pids = [pid]
     else:
-        pids = sorted(int(entry) for entry in os.listdir(proc_path) if entry.isdigit())
+        pids = sorted(int(entry) for entry in os.listdir(proc_path) if procfs.is_decimal(entry))
     found, vanished = [], 0
     for candidate in pids:
         quick = _quick_filter(proc_path, candidate, name, pattern)
