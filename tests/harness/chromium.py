@@ -72,13 +72,19 @@ class CountingProxy:
                 conn = self.sock.accept()[0]
             except OSError:
                 return
-            conn.settimeout(0.5)
-            try:
-                first = conn.recv(200)
-            except OSError:
-                first = b""
-            self.connections.append(first.split(b"\r\n", 1)[0].decode("latin-1"))
+            threading.Thread(target=self._record, args=(conn,), daemon=True).start()
+
+    def _record(self, conn):
+        # A request line arrives at once; on a loaded machine the browser's own service
+        # requests can take longer than a fraction of a second, so wait for it.
+        conn.settimeout(5)
+        try:
+            first = conn.recv(200)
+        except OSError:
+            first = b""
+        finally:
             conn.close()
+        self.connections.append(first.split(b"\r\n", 1)[0].decode("latin-1"))
 
     def close(self):
         self._stop.set()
@@ -163,8 +169,9 @@ class Chromium:
 
     @property
     def proxy_connections(self):
-        """Connections made through the proxy, apart from the browser's own services."""
-        return [line for line in self.proxy.connections if SERVICE_HOST not in line]
+        """Requests made through the proxy, apart from the browser's own services. A connection
+        that sent no request line within 5 s (a speculative preconnect) requested nothing."""
+        return [line for line in self.proxy.connections if line and SERVICE_HOST not in line]
 
     def close(self):
         if self.proc is not None:
