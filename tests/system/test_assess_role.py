@@ -14,6 +14,7 @@ import sys
 
 import pytest
 
+from ansible_collections.oomguard.fleet.tests.harness.ansible_cli import base_env
 from ansible_collections.oomguard.fleet.tests.unit.procfs_tree import slabinfo_text, vendor_tree
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -39,17 +40,7 @@ PLAY = """
 
 
 def ansible_env():
-    env = dict(os.environ)
-    env.update({
-        "ANSIBLE_COLLECTIONS_PATH": os.path.join(TOP, ".build", "collections"),
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-        "ANSIBLE_DEPRECATION_WARNINGS": "false",
-        "ANSIBLE_NOCOLOR": "true",
-        "ANSIBLE_HOST_KEY_CHECKING": "false",
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
-    })
-    return env
+    return base_env({"ANSIBLE_DEPRECATION_WARNINGS": "false", "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default"})
 
 
 class Run:

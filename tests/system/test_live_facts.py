@@ -12,22 +12,15 @@ import sys
 
 import pytest
 
+from ansible_collections.oomguard.fleet.tests.harness.ansible_cli import base_env
+
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ANSIBLE = os.path.join(os.path.dirname(sys.executable), "ansible")
 PF_KTHREAD = 0x00200000
 
 
 def ansible_env():
-    env = dict(os.environ)
-    env.update({
-        "ANSIBLE_COLLECTIONS_PATH": os.path.join(TOP, ".build", "collections"),
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-        "ANSIBLE_DEPRECATION_WARNINGS": "false",
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.minimal",
-        "ANSIBLE_NOCOLOR": "true",
-    })
-    return env
+    return base_env({"ANSIBLE_DEPRECATION_WARNINGS": "false", "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.minimal"})
 
 
 def run_adhoc(module, args):
