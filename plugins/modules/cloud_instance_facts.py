@@ -14,7 +14,7 @@ description:
   - Sets C(ansible_facts.cloud_instance) with the provider, instance id, region and zone of the host,
     which M(oomguard.fleet.disk_snapshot) needs.
   - When O(instance_id) and O(region) are given (pass the inventory variables that dynamic inventory plugins set),
-    they are used as they are and no metadata service is called.
+    they are used as they are, on the controller, without connecting to the host or calling any metadata service.
   - Otherwise it runs on the host and asks the instance metadata service with its token flow,
     Alibaba Cloud's hardened mode (C(PUT /latest/api/token) with C(X-aliyun-ecs-metadata-token-ttl-seconds),
     then the C(X-aliyun-ecs-metadata-token) header) at V(http://100.100.100.200),
@@ -126,8 +126,13 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 
-from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import CloudError, cloud_argument_spec
-from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.metadata import detect, from_inventory
+from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import CloudError
+from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.metadata import (
+    check_instance_facts_params,
+    detect,
+    from_inventory,
+    instance_facts_argument_spec,
+)
 
 
 def fetch(method, url, headers, timeout):
@@ -142,20 +147,11 @@ def fetch(method, url, headers, timeout):
 
 
 def main():
-    spec = cloud_argument_spec()
-    spec.update(
-        provider=dict(type='str', choices=['auto', 'alicloud', 'aws'], default='auto'),
-        instance_id=dict(type='str'),
-        region=dict(type='str'),
-        zone=dict(type='str'),
-        metadata_url=dict(type='str'),
-        timeout=dict(type='float', default=2.0),
-        token_ttl=dict(type='int', default=300, no_log=False),
-    )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=instance_facts_argument_spec(), supports_check_mode=True)
     params = module.params
-    if not 1 <= params['token_ttl'] <= 21600:
-        module.fail_json(msg='token_ttl must be between 1 and 21600 seconds, got %d' % params['token_ttl'])
+    problem = check_instance_facts_params(params)
+    if problem:
+        module.fail_json(msg=problem)
     identity = from_inventory(params['provider'], params['instance_id'], params['region'], params['zone'])
     if identity:
         identity['source'] = 'inventory'

@@ -332,47 +332,21 @@ failed_hosts:
   sample: []
 '''
 
-import datetime
-import random
-import threading
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.backends import MissingSdk, build_backend
-from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import CloudError, cloud_argument_spec
-from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.runner import SnapshotRun, SnapshotRunError, run_many
-
-
-def argument_spec():
-    spec = cloud_argument_spec()
-    spec.update(
-        provider=dict(type='str', required=True, choices=['alicloud', 'aws']),
-        region=dict(type='str'),
-        instance_id=dict(type='str'),
-        instances=dict(type='list', elements='dict', options=dict(
-            host=dict(type='str'),
-            instance_id=dict(type='str', required=True),
-            region=dict(type='str'),
-        )),
-        concurrency=dict(type='int', default=16),
-        progress_interval=dict(type='int', default=15),
-        disks=dict(type='list', elements='str', default=['all']),
-        name=dict(type='str', default='{run_id}-{disk_id}'),
-        description=dict(type='str', default='oomguard.fleet snapshot of {disk_type} disk {disk_id} of {instance_id}, run {run_id}'),
-        tags=dict(type='dict', default={}),
-        run_id=dict(type='str'),
-        wait=dict(type='bool', default=True),
-        wait_timeout=dict(type='int', default=1800),
-        poll_interval=dict(type='float', default=5.0),
-        on_timeout=dict(type='str', choices=['fail', 'return'], default='fail'),
-        retention=dict(type='int', default=0),
-    )
-    return spec
-
-
-def new_run_id():
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
-    return 'oomguard-%s-%04d' % (stamp, random.SystemRandom().randint(0, 9999))
+from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import CloudError
+from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.runner import (
+    BackendCache,
+    SnapshotRun,
+    SnapshotRunError,
+    batch_requests,
+    batch_result,
+    check_params,
+    new_run_id,
+    run_many,
+    snapshot_argument_spec,
+)
 
 
 def diff_of(result):
@@ -383,56 +357,13 @@ def diff_of(result):
     return {'before': {'snapshots': before}, 'after': {'snapshots': after}}
 
 
-def check_params(params):
-    """A message for the first invalid combination of options, else None."""
-    for key in ('wait_timeout', 'retention'):
-        if params[key] < 0:
-            return '%s must be 0 or more, got %d' % (key, params[key])
-    if params['poll_interval'] <= 0:
-        return 'poll_interval must be more than 0, got %s' % params['poll_interval']
-    if params['concurrency'] < 1:
-        return 'concurrency must be 1 or more, got %d' % params['concurrency']
-    if bool(params['instance_id']) == (params['instances'] is not None):
-        return 'give exactly one of instance_id and instances'
-    if params['instance_id'] and not params['region']:
-        return 'region is required with instance_id'
-    for entry in params['instances'] or []:
-        if not (entry['region'] or params['region']):
-            return 'instance %s has no region: set region on the entry or the region option' % entry['instance_id']
-    return None
-
-
-class BackendCache(object):
-    """One backend per region, shared by the threads (the SDK clients are thread-safe)."""
-
-    def __init__(self, params):
-        self.params = params
-        self.lock = threading.Lock()
-        self.backends = {}
-
-    def __call__(self, request):
-        with self.lock:
-            if request['region'] not in self.backends:
-                params = dict(self.params, region=request['region'])
-                self.backends[request['region']] = build_backend(params['provider'], params)
-            return self.backends[request['region']]
-
-
 def run_batch(module, params):
-    requests = []
-    for entry in params['instances']:
-        request = dict(params, instance_id=entry['instance_id'], region=entry['region'] or params['region'])
-        request['key'] = entry['host'] or entry['instance_id']
-        requests.append(request)
-    hosts = run_many(BackendCache(params), requests, check_mode=module.check_mode, concurrency=params['concurrency'])
-    failed = sorted(key for key, result in hosts.items() if result['failed'])
-    module.exit_json(changed=any(r.get('changed') for r in hosts.values()), run_id=params['run_id'], provider=params['provider'],
-                     hosts=hosts, failed_hosts=failed,
-                     message='%d instances, %d failed' % (len(hosts), len(failed)))
+    hosts = run_many(BackendCache(params), batch_requests(params), check_mode=module.check_mode, concurrency=params['concurrency'])
+    module.exit_json(**batch_result(hosts, params))
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=snapshot_argument_spec(), supports_check_mode=True)
     params = dict(module.params)
     problem = check_params(params)
     if problem:

@@ -7,7 +7,7 @@ is testable without a network. Private to the oomguard.fleet collection."""
 
 from __future__ import annotations
 
-from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import CloudError
+from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import CloudError, cloud_argument_spec
 
 # Each flavour: default address, token request header, token header, and paths of the identity fields.
 FLAVOURS = {
@@ -66,4 +66,26 @@ def from_inventory(provider, instance_id, region, zone=None):
     if instance_id and region:
         return {'provider': None if provider == 'auto' else provider, 'instance_id': instance_id,
                 'region': region, 'zone': zone or None}
+    return None
+
+
+def instance_facts_argument_spec():
+    """The options of cloud_instance_facts (its action plugin validates with the same spec)."""
+    spec = cloud_argument_spec()
+    spec.update(
+        provider=dict(type='str', choices=['auto', 'alicloud', 'aws'], default='auto'),
+        instance_id=dict(type='str'),
+        region=dict(type='str'),
+        zone=dict(type='str'),
+        metadata_url=dict(type='str'),
+        timeout=dict(type='float', default=2.0),
+        token_ttl=dict(type='int', default=300, no_log=False),
+    )
+    return spec
+
+
+def check_instance_facts_params(params):
+    """A message for an invalid option value, else None."""
+    if not 1 <= params['token_ttl'] <= 21600:
+        return 'token_ttl must be between 1 and 21600 seconds, got %d' % params['token_ttl']
     return None

@@ -6,8 +6,12 @@ retain. Private to the oomguard.fleet collection; the module only maps options h
 
 from __future__ import annotations
 
+import datetime
+import random
+import threading
 import time
 
+from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.backends import build_backend
 from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import (
     CloudError,
     RUN_TAG_KEY,
@@ -16,6 +20,7 @@ from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import
     STATUS_ACCOMPLISHED,
     STATUS_FAILED,
     STATUS_PROGRESSING,
+    cloud_argument_spec,
     idempotency_token,
     plan_retention,
     progress_lines,
@@ -25,6 +30,90 @@ from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import
     summarize,
     validate_snapshot_name,
 )
+
+
+def snapshot_argument_spec():
+    """The options of disk_snapshot (its action plugin validates with the same spec)."""
+    spec = cloud_argument_spec()
+    spec.update(
+        provider=dict(type='str', required=True, choices=['alicloud', 'aws']),
+        region=dict(type='str'),
+        instance_id=dict(type='str'),
+        instances=dict(type='list', elements='dict', options=dict(
+            host=dict(type='str'),
+            instance_id=dict(type='str', required=True),
+            region=dict(type='str'),
+        )),
+        concurrency=dict(type='int', default=16),
+        progress_interval=dict(type='int', default=15),
+        disks=dict(type='list', elements='str', default=['all']),
+        name=dict(type='str', default='{run_id}-{disk_id}'),
+        description=dict(type='str', default='oomguard.fleet snapshot of {disk_type} disk {disk_id} of {instance_id}, run {run_id}'),
+        tags=dict(type='dict', default={}),
+        run_id=dict(type='str'),
+        wait=dict(type='bool', default=True),
+        wait_timeout=dict(type='int', default=1800),
+        poll_interval=dict(type='float', default=5.0),
+        on_timeout=dict(type='str', choices=['fail', 'return'], default='fail'),
+        retention=dict(type='int', default=0),
+    )
+    return spec
+
+
+def new_run_id():
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
+    return 'oomguard-%s-%04d' % (stamp, random.SystemRandom().randint(0, 9999))
+
+
+def check_params(params):
+    """A message for the first invalid combination of options, else None."""
+    for key in ('wait_timeout', 'retention'):
+        if params[key] < 0:
+            return '%s must be 0 or more, got %d' % (key, params[key])
+    if params['poll_interval'] <= 0:
+        return 'poll_interval must be more than 0, got %s' % params['poll_interval']
+    if params['concurrency'] < 1:
+        return 'concurrency must be 1 or more, got %d' % params['concurrency']
+    if bool(params['instance_id']) == (params['instances'] is not None):
+        return 'give exactly one of instance_id and instances'
+    if params['instance_id'] and not params['region']:
+        return 'region is required with instance_id'
+    for entry in params['instances'] or []:
+        if not (entry['region'] or params['region']):
+            return 'instance %s has no region: set region on the entry or the region option' % entry['instance_id']
+    return None
+
+
+class BackendCache(object):
+    """One backend per region, shared by the threads (the SDK clients are thread-safe)."""
+
+    def __init__(self, params):
+        self.params = params
+        self.lock = threading.Lock()
+        self.backends = {}
+
+    def __call__(self, request):
+        with self.lock:
+            if request['region'] not in self.backends:
+                params = dict(self.params, region=request['region'])
+                self.backends[request['region']] = build_backend(params['provider'], params)
+            return self.backends[request['region']]
+
+
+def batch_requests(params):
+    """One request per entry of ``instances``, keyed by its host (or instance id)."""
+    requests = []
+    for entry in params['instances']:
+        request = dict(params, instance_id=entry['instance_id'], region=entry['region'] or params['region'])
+        request['key'] = entry['host'] or entry['instance_id']
+        requests.append(request)
+    return requests
+
+
+def batch_result(hosts, params):
+    failed = sorted(key for key, result in hosts.items() if result['failed'])
+    return dict(changed=any(r.get('changed') for r in hosts.values()), run_id=params['run_id'], provider=params['provider'],
+                hosts=hosts, failed_hosts=failed, message='%d instances, %d failed' % (len(hosts), len(failed)))
 
 
 class SnapshotRunError(CloudError):
@@ -270,10 +359,13 @@ def _failed_result(request, exc):
             'would_delete': [], 'timed_out': False, 'disks': [], 'provider': request.get('provider')}
 
 
-def poll_together(runs, wait_timeout, poll_interval, clock=time.monotonic, sleep=time.sleep, chunk=100):
+def poll_together(runs, wait_timeout, poll_interval, clock=time.monotonic, sleep=time.sleep, chunk=100, progress=None,
+                  progress_interval=15.0):
     """Wait for many runs with one DescribeSnapshots per backend and ``chunk`` ids per poll,
-    instead of one per instance. Returns ``{id(run): CloudError}`` for runs whose poll failed."""
+    instead of one per instance. Returns ``{id(run): CloudError}`` for runs whose poll failed.
+    ``progress(runs)``, when given, is called with the runs still waiting every ``progress_interval`` seconds."""
     deadline = clock() + wait_timeout
+    reported = clock()
     errors = {}
     pacer = PollPacer(poll_interval)
     waiting = [run for run in runs if run.waiting()]
@@ -294,6 +386,9 @@ def poll_together(runs, wait_timeout, poll_interval, clock=time.monotonic, sleep
                 continue
             for run in group:
                 run.absorb(current)
+        if progress is not None and clock() - reported >= progress_interval:
+            reported = clock()
+            progress([run for run in waiting if id(run) not in errors])
         waiting = [run for run in waiting if id(run) not in errors and run.waiting()]
         if not waiting:
             break  # no sleep after the last snapshot is done
@@ -307,9 +402,12 @@ def poll_together(runs, wait_timeout, poll_interval, clock=time.monotonic, sleep
     return errors
 
 
-def run_many(make_backend, requests, check_mode=False, concurrency=16, sleep=time.sleep, clock=time.monotonic):
+def run_many(make_backend, requests, check_mode=False, concurrency=16, sleep=time.sleep, clock=time.monotonic, progress=None,
+             progress_interval=15.0):
     """Snapshot many instances: start them all on a thread pool, wait for all of them with a shared
     poll, then judge and retain each on the pool. A host's failure never stops the others.
+    ``progress(runs)``, when given, is called with the started runs once they are started, then
+    with the runs still waiting every ``progress_interval`` seconds of the wait.
 
     ``make_backend(request)`` returns the (shared, thread-safe) backend for a request.
     Returns ``{key: result}`` where each result has ``failed`` and, when failed, ``msg``.
@@ -344,6 +442,9 @@ def run_many(make_backend, requests, check_mode=False, concurrency=16, sleep=tim
         started = [run for run in pool.map(start, requests) if run is not None]
         errors = {}
         if started and not check_mode and requests[0]['wait']:
-            errors = poll_together(started, requests[0]['wait_timeout'], requests[0]['poll_interval'], clock=clock, sleep=sleep)
+            if progress is not None:
+                progress(started)
+            errors = poll_together(started, requests[0]['wait_timeout'], requests[0]['poll_interval'], clock=clock, sleep=sleep,
+                                   progress=progress, progress_interval=progress_interval)
         list(pool.map(finish, [(run, errors.get(id(run))) for run in started]))
     return dict((r['key'], results[r['key']]) for r in requests)
