@@ -71,9 +71,13 @@ options:
     default: 16
   progress_interval:
     description:
-      - With O(instances) and O(wait=true), the seconds between two progress reports.
-      - The action plugin starts every snapshot, then waits in rounds of this length and prints, after each round,
-        one line per snapshot with the host, snapshot id, disk id, status and percent done.
+      - With O(instances) and O(wait=true), the seconds between two progress reports, each one line per snapshot with
+        the host, snapshot id, disk id, status and percent done.
+      - On the controller (a local connection without become, as the role M(oomguard.fleet.snapshot) runs it), the action
+        plugin does the work in its own process with the module's code, so no module process is started; the cloud
+        SDK must be importable by Ansible's own Python.
+        When it is not, or the task is delegated to another host or uses become, the module runs in rounds of this length
+        (the first creates every snapshot and waits, the others wait) and the states are printed after each round.
     type: int
     default: 15
   disks:

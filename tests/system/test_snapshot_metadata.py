@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import urllib.error
 import urllib.request
 
@@ -71,3 +72,32 @@ def test_wrong_flavour_is_reported():
 def test_token_ttl_is_validated():
     res = adhoc('oomguard.fleet.cloud_instance_facts', {'metadata_url': 'http://127.0.0.1:9', 'token_ttl': 0})
     assert res.failed and res['msg'] == 'token_ttl must be between 1 and 21600 seconds, got 0'
+
+
+def test_inventory_values_need_no_connection_to_the_host(tmp_path):
+    from ansible_collections.oomguard.fleet.tests.harness.ansible_cli import playbook
+    play = """
+- hosts: db01
+  gather_facts: false
+  tasks:
+    - name: Identify
+      oomguard.fleet.cloud_instance_facts:
+        provider: alicloud
+        instance_id: "{{ instance_id | default(omit) }}"
+        region: "{{ region | default(omit) }}"
+    - name: Keep the facts
+      ansible.builtin.copy:
+        content: "{{ ansible_facts.cloud_instance | to_json }}"
+        dest: %s
+        mode: "0600"
+      delegate_to: localhost
+""" % (tmp_path / 'identity.json')
+    # Nothing listens on port 9 of loopback: any connection attempt makes the host unreachable.
+    host = 'db01 ansible_connection=ssh ansible_host=127.0.0.1 ansible_port=9 ansible_ssh_common_args="-o ConnectTimeout=3"'
+    known = playbook(tmp_path, play, host + ' instance_id=i-bp1db01 region=cn-beijing\nlocalhost ansible_connection=local\n')
+    assert known.returncode == 0, known.stdout + known.stderr
+    assert json.loads((tmp_path / 'identity.json').read_text()) == {
+        'provider': 'alicloud', 'instance_id': 'i-bp1db01', 'region': 'cn-beijing', 'zone': None, 'source': 'inventory'}
+    unknown = playbook(tmp_path, play, host + ' instance_id=i-bp1db01\n')
+    assert unknown.returncode != 0
+    assert 'UNREACHABLE' in unknown.stdout

@@ -363,7 +363,8 @@ def poll_together(runs, wait_timeout, poll_interval, clock=time.monotonic, sleep
                   progress_interval=15.0):
     """Wait for many runs with one DescribeSnapshots per backend and ``chunk`` ids per poll,
     instead of one per instance. Returns ``{id(run): CloudError}`` for runs whose poll failed.
-    ``progress(runs)``, when given, is called with the runs still waiting every ``progress_interval`` seconds."""
+    ``progress(runs)``, when given, is called with the runs still waiting every ``progress_interval`` seconds
+    (not after the last poll: the caller has the final states)."""
     deadline = clock() + wait_timeout
     reported = clock()
     errors = {}
@@ -386,12 +387,12 @@ def poll_together(runs, wait_timeout, poll_interval, clock=time.monotonic, sleep
                 continue
             for run in group:
                 run.absorb(current)
-        if progress is not None and clock() - reported >= progress_interval:
-            reported = clock()
-            progress([run for run in waiting if id(run) not in errors])
         waiting = [run for run in waiting if id(run) not in errors and run.waiting()]
         if not waiting:
             break  # no sleep after the last snapshot is done
+        if progress is not None and clock() - reported >= progress_interval:
+            reported = clock()
+            progress(waiting)
         now = clock()
         if now >= deadline:
             for run in waiting:

@@ -107,3 +107,29 @@ def test_the_wait_ends_about_when_the_snapshots_do(shared):
     assert clock.sleeps[1] == pytest.approx(38 / 12.4)
     assert 8.0 <= clock.now < 8.5
     assert backend.polls == 3
+
+
+def test_progress_is_reported_every_interval_while_waiting():
+    clock = FakeClock()
+    backend = LinearBackend(clock, seconds=60.0)
+    run = started_run(backend, clock, ['s-1'], poll_interval=5.0)
+    seen = []
+
+    def progress(runs):
+        seen.append((clock.now, [s['progress'] for r in runs for s in r.result['snapshots']]))
+
+    assert poll_together([run], wait_timeout=600, poll_interval=5.0, clock=clock, sleep=clock.sleep,
+                         progress=progress, progress_interval=15.0) == {}
+    # Polls every 5 s of a 60 s snapshot; a report at the first poll at or after each 15 s
+    # while something still progresses (the final states are the caller's to show).
+    assert [t for t, dummy in seen] == [15.0, 30.0, 45.0]
+    assert [p for dummy, p in seen] == [[25], [50], [75]]
+
+
+def test_no_report_when_the_wait_is_shorter_than_the_interval():
+    clock = FakeClock()
+    run = started_run(LinearBackend(clock, seconds=8.0), clock, ['s-1'])
+    seen = []
+    poll_together([run], wait_timeout=600, poll_interval=5.0, clock=clock, sleep=clock.sleep, progress=seen.append,
+                  progress_interval=15.0)
+    assert seen == []
