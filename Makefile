@@ -10,7 +10,7 @@ export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
 export PYTHONPATH := $(TOP)/.build/collections
 PYTEST := $(VENV)/bin/python -m pytest -p no:cacheprovider --import-mode=importlib
 
-.PHONY: demo test bootstrap bootstrap-demo unit system sanity units lint molecule bench clean
+.PHONY: demo test bootstrap bootstrap-demo unit system sanity units lint molecule compat bench clean
 
 bootstrap:
 	@scripts/bootstrap.sh test
@@ -22,7 +22,7 @@ demo: bootstrap-demo
 	@scripts/demo.sh
 
 test: bootstrap
-	$(MAKE) unit system sanity units lint molecule
+	$(MAKE) unit system sanity units lint molecule compat
 	@echo "make test: all suites passed"
 
 unit:
@@ -43,8 +43,12 @@ lint:
 molecule:
 	cd extensions && molecule test --all
 
+# Unit and role-level system tests under ansible-core 2.16, 2.17 and 2.18 (tests/compat/versions).
+compat:
+	scripts/compat.sh
+
 bench: bootstrap
 	@for b in tests/bench/bench_*.py; do $(VENV)/bin/python "$$b" || exit 1; done
 
 clean:
-	rm -rf .build tests/output artifacts
+	rm -rf .build tests/output artifacts .venv-compat

@@ -14,7 +14,9 @@ import subprocess
 import sys
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-VENV_BIN = os.path.join(TOP, '.venv', 'bin')
+# The ansible commands of the Python that runs the tests: the pinned venv, or a compat venv
+# (scripts/compat.sh) for another ansible-core.
+VENV_BIN = os.path.dirname(sys.executable)
 
 
 def base_env(extra=None, log_path=None):

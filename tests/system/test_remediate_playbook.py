@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -99,4 +100,6 @@ def test_remediate_playbook_then_rollback(tmp_path, ecs):
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert adj(tmp_path, "web01") == -1000
     assert not (tmp_path / "web01" / "root" / "etc/systemd/system/app.service.d").exists()
-    assert "web02/state/journal.jsonl records no change for run " + RUN_ID in proc.stderr
+    # ansible-core 2.16 to 2.18 wrap warnings at 80 columns: at a space or after a hyphen.
+    warnings = re.sub(r"-\n", "-", proc.stderr).replace("\n", " ")
+    assert "web02/state/journal.jsonl records no change for run " + RUN_ID in warnings

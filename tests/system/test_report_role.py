@@ -20,6 +20,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+VENV_BIN = os.path.dirname(sys.executable)
 PLAYBOOK_SAME_PLAY = """
 - name: Assess (stand-in) and report in the same play
   hosts: fleet
@@ -112,7 +113,7 @@ def run_playbook(workdir, playbook, *extra):
         "ANSIBLE_LOCAL_TEMP": str(workdir / "tmp"),
         "ANSIBLE_HOME": str(workdir / "ansible_home"),
     })
-    cmd = [os.path.join(TOP, ".venv", "bin", "ansible-playbook"), "-i", str(workdir / "inventory.json"),
+    cmd = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", str(workdir / "inventory.json"),
            str(workdir / playbook), "-e", "oomguard_report_dir=%s" % (workdir / "report"),
            "-e", "result_dump=%s" % (workdir / "result.json")] + list(extra)
     return subprocess.run(cmd, env=env, cwd=str(workdir), capture_output=True, text=True, timeout=300, check=False)

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Run the unit tests and the role-level system tests under every other ansible-core the
+# collection supports (meta/runtime.yml), each in its own pinned venv under .venv-compat/.
+# Usage: scripts/compat.sh [VERSION ...]   (default: the versions in tests/compat/versions)
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+python=${PYTHON:-python3}
+if [ "$#" -gt 0 ]; then versions=("$@"); else mapfile -t versions < <(grep -v '^#' tests/compat/versions | grep .); fi
+
+# The system tests that drive every role and action plugin through ansible-playbook.
+system_tests=(tests/system/test_assess_role.py tests/system/test_snapshot_role.py tests/system/test_snapshot_batch.py
+              tests/system/test_snapshot_metadata.py tests/system/test_remediate_role.py
+              tests/system/test_remediate_playbook.py tests/system/test_report_role.py)
+
+# Build the missing venvs side by side (downloads dominate), then test one version at a time.
+build() {
+    local version=$1 venv="$top/.venv-compat/$1"
+    local want
+    want=$( (cat tests/compat/requirements.txt; echo "ansible-core==$version") | sha256sum | cut -d' ' -f1)
+    if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" = "$want" ]; then
+        return 0
+    fi
+    rm -rf "$venv"
+    "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --upgrade pip
+    "$venv/bin/python" -m pip install -q -r tests/compat/requirements.txt "ansible-core==$version"
+    echo "$want" > "$venv/.requirements.sha256"
+}
+mkdir -p "$top/.venv-compat"
+pids=()
+for version in "${versions[@]}"; do
+    build "$version" > "$top/.venv-compat/$version.log" 2>&1 &
+    pids+=("$!")
+done
+status=0
+for i in "${!pids[@]}"; do
+    if ! wait "${pids[$i]}"; then
+        echo "compat: building the venv of ansible-core ${versions[$i]} failed:" >&2
+        cat "$top/.venv-compat/${versions[$i]}.log" >&2
+        status=1
+    fi
+    rm -f "$top/.venv-compat/${versions[$i]}.log"
+done
+[ "$status" -eq 0 ] || exit "$status"
+
+export ANSIBLE_COLLECTIONS_PATH="$top/.build/collections" PYTHONPATH="$top/.build/collections"
+for version in "${versions[@]}"; do
+    venv="$top/.venv-compat/$version"
+    got=$("$venv/bin/python" -c 'from ansible.release import __version__; print(__version__)')
+    if [ "$got" != "$version" ]; then
+        echo "compat: $venv has ansible-core $got, not $version" >&2
+        exit 1
+    fi
+    echo "compat: ansible-core $version"
+    "$venv/bin/python" -m pytest -p no:cacheprovider --import-mode=importlib -q tests/unit "${system_tests[@]}"
+done
+echo "compat: passed on ansible-core ${versions[*]}"
