@@ -97,7 +97,7 @@ class ActionModule(ActionBase):
             except CloudError:
                 pass  # each host reports it from run_many, as the module would
             if params['wait'] and not self._task.check_mode:
-                display.display('disk_snapshot: snapshotting %d instances, progress every %d seconds'
+                display.display('disk_snapshot: snapshotting %d instances, progress every %d s'
                                 % (len(requests), params['progress_interval']))
             hosts = run_many(backends, requests, check_mode=self._task.check_mode, concurrency=params['concurrency'],
                              progress=self._show_runs, progress_interval=max(1, params['progress_interval']))
@@ -119,7 +119,7 @@ class ActionModule(ActionBase):
         except (TypeError, ValueError) as exc:
             return {'failed': True, 'msg': 'wait_timeout and progress_interval must be numbers: %s' % exc}
         by_key = dict(((item.get('host') or item['instance_id']), item) for item in args['instances'])
-        display.display('disk_snapshot: snapshotting %d instances, progress every %d seconds' % (len(by_key), interval))
+        display.display('disk_snapshot: snapshotting %d instances, progress every %d s' % (len(by_key), interval))
         # The first round creates the snapshots and waits up to one interval: one module run
         # less than creating and waiting apart. Later rounds only wait, for the hosts still waiting.
         start = time.monotonic()

@@ -78,7 +78,7 @@ def test_in_the_controller_process_with_the_task_environment(tmp_path, ecs):
     assert all(s['status'] == 'accomplished' for h in result['hosts'].values() for s in h['snapshots'])
     # One process: each instance's disks listed once, however long the wait.
     assert ecs.count('DescribeDisks') == 2
-    assert 'disk_snapshot: snapshotting 2 instances, progress every 1 seconds' in proc.stdout
+    assert 'disk_snapshot: snapshotting 2 instances, progress every 1 s' in proc.stdout
     assert '\nweb02: s-' in proc.stdout and 'progressing 0%' in proc.stdout
     assert proc.stdout.count('accomplished 100%') == 5
 
