@@ -206,6 +206,25 @@ def test_unknown_provider_with_inventory_ids_says_what_to_set(ecs, tmp_path):
     assert dumps(dump_dir)['all-web09']['status'] == 'failed'
 
 
+def test_a_host_without_metadata_fails_alone_with_the_reason(ecs, tmp_path):
+    dump_dir = tmp_path / 'dump'
+    dump_dir.mkdir()
+    with MetadataDouble('alicloud', 'i-meta04', REGION) as md:
+        url = md.url
+    # The double is stopped: nothing answers there, as on a host outside any cloud.
+    inv = inventory(ecs, HOSTS[:1], metadata_host=('meta04', url), extra='oomguard_snapshot_provider=alicloud')
+    res = playbook(tmp_path, PLAY, inv, env=env(), args=['-e', 'dump_dir=%s' % dump_dir])
+    assert res.returncode != 0
+    counts = recap(res.stdout)
+    assert counts['meta04']['failed'] == 1 and counts['web01']['failed'] == 0
+    facts = dumps(dump_dir)
+    record = facts['all-meta04']
+    assert record['status'] == 'failed' and record['snapshots'] == [] and record['instance_id'] is None
+    assert record['message'].startswith('Failed to read instance metadata: no metadata service answered (alicloud token request')
+    assert facts['all-web01']['status'] == 'ok' and len(facts['all-web01']['snapshots']) == 3
+    assert ecs.count('DescribeDisks') == 1  # only web01's instance was asked for
+
+
 def test_no_credential_in_any_output_log_or_file(ecs, tmp_path):
     """Secrets given as role variables (from an extra-vars file) and through the environment."""
     dump_dir = tmp_path / 'dump'
