@@ -128,12 +128,62 @@ def test_unknown_instance_is_a_clear_error(aws):
     assert res['msg'].startswith('Failed to list disks of instance i-0123456789abcdef0: ')
 
 
-def test_missing_boto3_gives_missing_required_lib(aws, tmp_path):
-    import os
+def shadow_boto3(tmp_path):
     shadow = tmp_path / 'shadow'
     (shadow / 'boto3').mkdir(parents=True)
     (shadow / 'boto3' / '__init__.py').write_text('raise ImportError("No module named boto3")\n')
+    return str(shadow)
+
+
+def test_missing_boto3_gives_missing_required_lib(aws, tmp_path):
+    import os
     args = {'provider': 'aws', 'region': REGION, 'instance_id': aws['instance_id'], 'endpoint_url': aws['proxy'].endpoint}
-    res = adhoc('oomguard.fleet.disk_snapshot', args, env=dict(creds(), PYTHONPATH=str(shadow) + os.pathsep + os.environ.get('PYTHONPATH', '')))
+    res = adhoc('oomguard.fleet.disk_snapshot', args,
+                env=dict(creds(), PYTHONPATH=shadow_boto3(tmp_path) + os.pathsep + os.environ.get('PYTHONPATH', '')))
     assert res.failed
     assert 'Failed to import the required Python library (boto3)' in res['msg']
+
+
+def test_batch_without_boto3_on_the_controller_runs_the_module_instead(aws, tmp_path):
+    """Ansible's own Python cannot import boto3; the module's environment can: the batch falls back to module rounds."""
+    import json
+    import os
+    from ansible_collections.oomguard.fleet.tests.harness.ansible_cli import playbook
+    clean = os.environ.get('PYTHONPATH', '')
+    dump = tmp_path / 'batch.json'
+    play = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Snapshot a batch of one
+      oomguard.fleet.disk_snapshot:
+        provider: aws
+        region: %s
+        endpoint_url: %s
+        run_id: run-fallback
+        poll_interval: 0.2
+        progress_interval: 1
+        instances: [{host: web01, instance_id: %s}]
+      environment: {PYTHONPATH: "%s"}
+      register: batch
+    - name: Keep the result
+      ansible.builtin.copy: {content: "{{ batch | to_json }}", dest: %s, mode: "0600"}
+""" % (REGION, aws['proxy'].endpoint, aws['instance_id'], clean, dump)
+    env = dict(creds(), PYTHONPATH=shadow_boto3(tmp_path) + os.pathsep + clean)
+    res = playbook(tmp_path, play, 'localhost ansible_connection=local\n', env=env, args=['-vvv'])
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    assert 'boto3 is not importable by the controller\'s Python, running the module instead' in res.stdout
+    result = json.loads(dump.read_text())
+    assert result['failed_hosts'] == [] and len(result['hosts']['web01']['snapshots']) == 3
+    assert len(ours(aws, 'run-fallback')) == 3
+
+
+def test_batch_without_boto3_anywhere_says_which_library(aws, tmp_path):
+    import os
+    args = {'provider': 'aws', 'region': REGION, 'endpoint_url': aws['proxy'].endpoint,
+            'instances': [{'host': 'web01', 'instance_id': aws['instance_id']}]}
+    res = adhoc('oomguard.fleet.disk_snapshot', args,
+                env=dict(creds(), PYTHONPATH=shadow_boto3(tmp_path) + os.pathsep + os.environ.get('PYTHONPATH', '')))
+    assert res.failed
+    assert 'Failed to import the required Python library (boto3)' in res['msg']
+    assert ours(aws) == []
