@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -103,6 +104,32 @@ def _build_rootfs_tarball(tarball):
         _run(["rm", "-rf", "--one-file-system", rootfs], check=False)
 
 
+def image_fixture():
+    """A module-scoped pytest fixture named by the assignment, for test modules::
+
+        image = systemd_container.image_fixture()
+
+    It yields the image name, building it once; it skips the module's tests with the reason when
+    podman cannot work here, and after the module removes the podman state (cleanup_state()).
+    """
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def image():
+        reason = unavailable_reason()
+        if reason:
+            pytest.skip("real systemd in podman: " + reason)
+        try:
+            name = ensure_image()
+        except HarnessUnavailable as exc:
+            pytest.skip("real systemd in podman: %s" % exc)
+        yield name
+        cleanup_state()
+        assert not os.path.exists(RUN_ROOT)
+
+    return image
+
+
 class SystemdContainer:
     """One running container with systemd as PID 1; use as a context manager."""
 
@@ -191,6 +218,30 @@ class SystemdContainer:
             return proc.returncode, json.loads(proc.stdout)
         except ValueError:
             return proc.returncode, {"stdout": proc.stdout, "stderr": proc.stderr}
+
+    def ansible_host_vars(self, directory):
+        """Inventory variables that make this container an Ansible host without SSH.
+
+        Writes an executable ``python3-in-<container name>`` into ``directory`` (a directory the
+        test owns, such as pytest's ``tmp_path``) that runs ``podman exec -i <container> python3``
+        with its arguments, and returns ``ansible_connection: local``, ``ansible_pipelining: true``
+        and ``ansible_python_interpreter`` pointing at that script. With pipelining the local
+        connection pipes each module's AnsiballZ payload to the interpreter's stdin, so modules
+        (also those an action plugin runs) execute in the container against its systemd, files
+        and procfs. A wrapper script is needed because ansible-core quotes the interpreter as one
+        path. What does not work this way: anything that transfers files to the host
+        (``copy``, ``template``, ``script``, non-pipelined modules) and ``become`` (it would wrap
+        the controller's command; the container runs as root, so set it off). Tasks delegated to
+        localhost still run on the controller.
+        """
+        if self.container_id is None:
+            raise RuntimeError("start the container before asking for its inventory variables")
+        script = os.path.join(str(directory), "python3-in-" + self.name)
+        command = " ".join(shlex.quote(arg) for arg in _podman_base() + ["exec", "-i", self.container_id, "python3"])
+        with open(script, "w", encoding="utf-8") as handle:
+            handle.write('#!/bin/sh\n# python3 inside podman container %s\nexec %s "$@"\n' % (self.name, command))
+        os.chmod(script, 0o755)
+        return {"ansible_connection": "local", "ansible_pipelining": True, "ansible_python_interpreter": script}
 
     def stop(self):
         if self.container_id is None:

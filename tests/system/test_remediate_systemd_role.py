@@ -1,0 +1,197 @@
+# Copyright (c) oomguard.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""playbooks/remediate.yml and playbooks/rollback.yml, run by real ansible-playbook, against a
+host whose systemd is real: a podman container with systemd as PID 1, reached through the local
+connection with pipelining (SystemdContainer.ansible_host_vars). The -1000 process lives in a
+fixture procfs inside the container (nothing here may lower a real oom_score_adj) and belongs to
+a real unit of that systemd, so the drop-ins, daemon-reloads and OOMScoreAdjust values below are
+the container's own."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+from ansible_collections.oomguard.fleet.tests.harness import systemd_container as sc
+from ansible_collections.oomguard.fleet.tests.harness.ansible_cli import VENV_BIN, base_env
+from ansible_collections.oomguard.fleet.tests.harness.ecs_double import EcsDouble
+from ansible_collections.oomguard.fleet.tests.unit.procfs_tree import vendor_tree
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+UNIT = "app.service"
+DROPIN = "/etc/systemd/system/app.service.d/50-oomguard.conf"
+UNIT_TEXT = "[Unit]\nDescription=holds memory at -1000\n[Service]\nExecStart=/bin/sleep infinity\nOOMScoreAdjust=-1000\n"
+FIXTURE = "/srv/oomguard-fixture"
+PROC = FIXTURE + "/proc"
+JOURNAL = "/var/lib/oomguard/journal.jsonl"
+RUN_ID = "oomguard-20261129T030000Z-9090"
+KEY_ID = "LTAI5tSystemdRoleKey01"
+SECRET = "Systemd-Role-SECRET-never-printed"
+REGION = "cn-hangzhou"
+
+
+image = sc.image_fixture()
+
+
+@pytest.fixture
+def box(image, tmp_path):
+    """The container with app.service running at OOMScoreAdjust=-1000 and a fixture procfs in
+    which the unit's real main pid runs at -1000 and holds most of the memory."""
+    container = sc.SystemdContainer("oomguard-role")
+    container.start()
+    try:
+        container.write_file("/etc/systemd/system/" + UNIT, UNIT_TEXT)
+        container.exec("systemctl", "daemon-reload")
+        container.exec("systemctl", "start", UNIT)
+        assert container.show(UNIT, "OOMScoreAdjust") == "-1000"
+        main_pid = int(container.show(UNIT, "MainPID"))
+        assert main_pid > 1
+        java = {"pid": main_pid, "ppid": 1, "comm": "java", "oom_score_adj": -1000, "rss_kb": 6000000, "unit": UNIT,
+                "cmdline": ["java", "-jar", "app.jar"]}
+        local = tmp_path / "fixture"
+        vendor_tree(local / "proc", extra=[java], meminfo={"MemTotal": 8000000, "MemAvailable": 400000})
+        (local / "evidence").mkdir()
+        container.copy_in(str(local), FIXTURE)
+        container.main_pid = main_pid
+        yield container
+    finally:
+        container.stop()
+    assert sc.podman("container", "exists", container.name, check=False).returncode != 0
+
+
+def inventory(tmp_path, box, **extra):
+    host = dict(box.ansible_host_vars(tmp_path),
+                oomguard_assess_proc_path=PROC, oomguard_assess_evidence_root=FIXTURE + "/evidence",
+                oomguard_remediate_proc_path=PROC)
+    host.update(extra)
+    path = tmp_path / "inventory.json"
+    path.write_text(json.dumps({"all": {"children": {"fleet": {"hosts": {"box": host}}}}, "_meta": {}}))
+    return path
+
+
+def playbook(tmp_path, name, inventory_path, *args, env=None):
+    cmd = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", str(inventory_path), os.path.join(REPO, "playbooks", name),
+           "-e", "oomguard_hosts=fleet", "-e", "oomguard_become=false"] + list(args)
+    env = base_env(dict(env or {}, ANSIBLE_DEPRECATION_WARNINGS="false", ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp")))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False, timeout=300)
+    # Kept beside the test's other files for reading after a failure.
+    log = tmp_path / ("%02d-%s.log" % (len(list(tmp_path.glob("*.log"))) + 1, name))
+    log.write_text(" ".join(cmd) + "\n" + proc.stdout + proc.stderr)
+    return proc
+
+
+def recap(proc, host="box"):
+    """The host's counters from the PLAY RECAP: {'ok': n, 'changed': n, ...}."""
+    match = re.search(r"^%s\s+:\s*(ok=.*)$" % re.escape(host), proc.stdout.rpartition("PLAY RECAP")[2], re.M)
+    assert match, proc.stdout[-3000:]
+    return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(1))}
+
+
+def fixture_adj(box):
+    return int(box.read_file("%s/%d/oom_score_adj" % (PROC, box.main_pid)).strip())
+
+
+def journal(box):
+    return [json.loads(line) for line in box.read_file(JOURNAL).splitlines()]
+
+
+def mtime(box, path):
+    return box.exec("stat", "-c", "%Y.%y", path).stdout.strip()
+
+
+def failure(proc):
+    return proc.stdout[-5000:] + proc.stderr[-2000:]
+
+
+def test_remediate_playbook_then_rollback_against_real_systemd(tmp_path, box):
+    inv = inventory(tmp_path, box, oomguard_snapshot_enabled=False, oomguard_remediate_require_snapshot=False)
+    report_dir = tmp_path / "report"
+    args = ("-e", "oomguard_remediate_mode=reset", "-e", "oomguard_run_id=" + RUN_ID, "-e", "oomguard_report_dir=%s" % report_dir)
+
+    # Check mode with diff: the diff shows the drop-in, the container is left exactly as it was.
+    proc = playbook(tmp_path, "remediate.yml", inv, *(args + ("--check", "--diff")))
+    assert proc.returncode == 0, failure(proc)
+    assert "+OOMScoreAdjust=0" in proc.stdout and DROPIN in proc.stdout
+    assert recap(proc)["changed"] >= 1 and recap(proc)["failed"] == 0
+    assert not box.path_exists(os.path.dirname(DROPIN)) and not box.path_exists("/var/lib/oomguard")
+    assert fixture_adj(box) == -1000 and box.show(UNIT, "OOMScoreAdjust") == "-1000"
+
+    # The real run: drop-in written, daemon-reload done (no restart), fixture value reset.
+    proc = playbook(tmp_path, "remediate.yml", inv, *args)
+    assert proc.returncode == 0, failure(proc)
+    assert recap(proc)["changed"] >= 1 and recap(proc)["failed"] == 0
+    assert "OOMScoreAdjust=0" in box.read_file(DROPIN)
+    assert box.show(UNIT, "OOMScoreAdjust") == "0"
+    assert box.show(UNIT, "MainPID") == str(box.main_pid)  # not restarted
+    assert fixture_adj(box) == 0
+    records = journal(box)
+    assert {r["run_id"] for r in records} == {RUN_ID}
+    assert {(r["op"], r["state"]) for r in records} >= {("dropin", "done"), ("runtime", "done")}
+    assert box.exec("stat", "-c", "%a", "/var/lib/oomguard", JOURNAL).stdout.split() == ["700", "600"]
+    report = json.loads((report_dir / "oomguard-report.json").read_text())
+    text = json.dumps(report)
+    assert RUN_ID in text and DROPIN in text and str(box.main_pid) in text
+
+    # Again: nothing left to change, nothing reported as changed, files untouched.
+    dropin_mtime, journal_lines = mtime(box, DROPIN), len(records)
+    proc = playbook(tmp_path, "remediate.yml", inv, *args)
+    assert proc.returncode == 0, failure(proc)
+    assert recap(proc)["changed"] == 0, proc.stdout[-4000:]
+    assert mtime(box, DROPIN) == dropin_mtime and len(journal(box)) == journal_lines
+    assert box.show(UNIT, "OOMScoreAdjust") == "0" and fixture_adj(box) == 0
+
+    # Rollback of the run: drop-in and its directory gone, daemon-reloaded, -1000 again.
+    proc = playbook(tmp_path, "rollback.yml", inv, "-e", "oomguard_rollback_run_id=" + RUN_ID)
+    assert proc.returncode == 0, failure(proc)
+    assert recap(proc)["changed"] == 1
+    assert "run %s: 1 value(s) restored, 1 drop-in(s) restored or removed, 0 skipped" % RUN_ID in proc.stdout
+    assert not box.path_exists(DROPIN) and not box.path_exists(os.path.dirname(DROPIN))
+    assert box.show(UNIT, "OOMScoreAdjust") == "-1000"
+    assert fixture_adj(box) == -1000
+    ops = [(r["op"], r["state"]) for r in journal(box)]
+    assert ops[-1] == ("rollback-complete", "done") and ops.count(("rollback-complete", "done")) == 1
+
+    # A second rollback finds the run rolled back and changes nothing.
+    proc = playbook(tmp_path, "rollback.yml", inv, "-e", "oomguard_rollback_run_id=" + RUN_ID)
+    assert proc.returncode == 0, failure(proc)
+    assert recap(proc)["changed"] == 0 and "already rolled back" in proc.stdout
+    assert len(journal(box)) == len(ops)
+
+
+def test_snapshot_gate_refuses_without_a_snapshot_and_changes_nothing(tmp_path, box):
+    inv = inventory(tmp_path, box, oomguard_snapshot_enabled=False)
+    proc = playbook(tmp_path, "remediate.yml", inv, "-e", "oomguard_remediate_mode=reset", "-e", "oomguard_run_id=" + RUN_ID,
+                    "-e", "oomguard_report_dir=%s" % (tmp_path / "report"))
+    assert proc.returncode == 0, failure(proc)
+    assert "oomguard_remediate_require_snapshot: false" in proc.stdout
+    assert recap(proc)["changed"] == 0
+    assert not box.path_exists(os.path.dirname(DROPIN)) and not box.path_exists(JOURNAL)
+    assert box.show(UNIT, "OOMScoreAdjust") == "-1000" and fixture_adj(box) == -1000
+    report = json.loads((tmp_path / "report" / "oomguard-report.json").read_text())
+    assert "oomguard_snapshots.status is 'skipped'" in json.dumps(report)
+
+
+def test_snapshot_record_of_this_run_lets_the_reset_through(tmp_path, box):
+    # The snapshot runs on the controller (delegated to localhost) against the ECS double on
+    # loopback; the reset then runs in the container. Both halves of one play, one run id.
+    with EcsDouble({KEY_ID: SECRET}, snapshot_seconds=0.3) as ecs:
+        ecs.add_instance("i-box01", REGION, data_disks=1)
+        inv = inventory(tmp_path, box, instance_id="i-box01", region=REGION, oomguard_snapshot_provider="alicloud",
+                        oomguard_snapshot_endpoint_url=ecs.endpoint, oomguard_snapshot_poll_interval=0.2,
+                        oomguard_snapshot_progress_interval=1, oomguard_snapshot_retry_delay=0.05)
+        proc = playbook(tmp_path, "remediate.yml", inv, "-e", "oomguard_remediate_mode=reset", "-e", "oomguard_run_id=" + RUN_ID,
+                        "-e", "oomguard_report_dir=%s" % (tmp_path / "report"),
+                        env={"ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET})
+        snapshots = [ecs.snapshots_of(disk) for disk in {s["SourceDiskId"] for s in ecs.snapshots.values()}]
+    assert proc.returncode == 0, failure(proc)
+    assert SECRET not in proc.stdout + proc.stderr
+    assert len(snapshots) == 2 and all(len(per_disk) == 1 for per_disk in snapshots)  # system + data disk
+    assert all(RUN_ID in per_disk[0]["SnapshotName"] for per_disk in snapshots)
+    assert recap(proc)["failed"] == 0
+    assert "OOMScoreAdjust=0" in box.read_file(DROPIN) and box.show(UNIT, "OOMScoreAdjust") == "0"
+    assert fixture_adj(box) == 0 and {r["run_id"] for r in journal(box)} == {RUN_ID}
+    assert not os.path.exists(DROPIN)  # the module ran in the container, not on the controller
