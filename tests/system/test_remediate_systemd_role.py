@@ -57,6 +57,8 @@ def box(image, tmp_path):
         (local / "evidence").mkdir()
         container.copy_in(str(local), FIXTURE)
         container.main_pid = main_pid
+        # What the kernel let systemd apply for OOMScoreAdjust=-1000 (-1000 needs CAP_SYS_RESOURCE).
+        container.initial_adj = container.read_file("/proc/%d/oom_score_adj" % main_pid).strip()
         yield container
     finally:
         container.stop()
@@ -195,3 +197,58 @@ def test_snapshot_record_of_this_run_lets_the_reset_through(tmp_path, box):
     assert "OOMScoreAdjust=0" in box.read_file(DROPIN) and box.show(UNIT, "OOMScoreAdjust") == "0"
     assert fixture_adj(box) == 0 and {r["run_id"] for r in journal(box)} == {RUN_ID}
     assert not os.path.exists(DROPIN)  # the module ran in the container, not on the controller
+
+
+def test_restart_through_the_role_and_the_rollback_playbook(tmp_path, box):
+    # With the restart options the units really restart: systemd starts the new main process with
+    # the drop-in's value (500: a raise, which the kernel allows here), and after the rollback with
+    # the unit file's own -1000 (what the kernel lets systemd apply of it: box.initial_adj).
+    inv = inventory(tmp_path, box, oomguard_snapshot_enabled=False, oomguard_remediate_require_snapshot=False)
+    proc = playbook(tmp_path, "remediate.yml", inv, "-e", "oomguard_remediate_mode=reset", "-e", "oomguard_run_id=" + RUN_ID,
+                    "-e", "oomguard_remediate_value=500", "-e", "oomguard_remediate_restart=true",
+                    "-e", "oomguard_report_dir=%s" % (tmp_path / "report"))
+    assert proc.returncode == 0, failure(proc)
+    assert fixture_adj(box) == 500
+    restarted_pid = box.show(UNIT, "MainPID")
+    assert restarted_pid != str(box.main_pid) and box.show(UNIT, "ActiveState") == "active"
+    assert box.exec("cat", "/proc/%s/oom_score_adj" % restarted_pid).stdout.strip() == "500"
+    assert box.show(UNIT, "OOMScoreAdjust") == "500"
+
+    proc = playbook(tmp_path, "rollback.yml", inv, "-e", "oomguard_rollback_restart=true")
+    assert proc.returncode == 0, failure(proc)
+    assert "run %s: 1 value(s) restored, 1 drop-in(s) restored or removed, 0 skipped" % RUN_ID in proc.stdout
+    final_pid = box.show(UNIT, "MainPID")
+    assert final_pid not in (restarted_pid, "0") and box.show(UNIT, "ActiveState") == "active"
+    assert box.show(UNIT, "OOMScoreAdjust") == "-1000" and not box.path_exists(DROPIN)
+    assert box.exec("cat", "/proc/%s/oom_score_adj" % final_pid).stdout.strip() == box.initial_adj != "500"
+    assert fixture_adj(box) == -1000
+
+
+def test_a_drop_in_that_cannot_be_written_fails_the_host_and_says_how_to_undo(tmp_path, box):
+    # A plain file where the unit's drop-in directory belongs: writing the drop-in fails on the
+    # host, the role fails the host with the rollback command, the unit keeps its -1000.
+    box.write_file(os.path.dirname(DROPIN), "not a directory\n")
+    inv = inventory(tmp_path, box, oomguard_snapshot_enabled=False, oomguard_remediate_require_snapshot=False)
+    proc = playbook(tmp_path, "remediate.yml", inv, "-e", "oomguard_remediate_mode=reset", "-e", "oomguard_run_id=" + RUN_ID,
+                    "-e", "oomguard_report_dir=%s" % (tmp_path / "report"))
+    assert proc.returncode != 0
+    assert recap(proc)["failed"] == 1
+    assert "Failed to reset oom_score_adj on box" in proc.stdout
+    assert "oomguard_rollback_run_id=" + RUN_ID in proc.stdout
+    assert box.read_file(os.path.dirname(DROPIN)) == "not a directory\n"
+    assert box.show(UNIT, "OOMScoreAdjust") == "-1000" and fixture_adj(box) == -1000
+    assert "Not a directory" in proc.stdout and not box.path_exists(JOURNAL)  # failed while reading, before any change
+
+    proc = playbook(tmp_path, "rollback.yml", inv, "-e", "oomguard_rollback_run_id=" + RUN_ID)
+    assert proc.returncode == 0, failure(proc)
+    assert recap(proc)["changed"] == 0
+    # ansible-core 2.16 to 2.18 wrap warnings at 80 columns: at a space or after a hyphen.
+    assert "records no change for run " + RUN_ID in re.sub(r"-\n", "-", proc.stderr).replace("\n", " ")
+    assert box.read_file(os.path.dirname(DROPIN)) == "not a directory\n"
+    assert box.show(UNIT, "OOMScoreAdjust") == "-1000" and fixture_adj(box) == -1000
+
+
+def test_inventory_variables_need_a_started_container(tmp_path):
+    with pytest.raises(RuntimeError, match="start the container"):
+        sc.SystemdContainer().ansible_host_vars(tmp_path)
+    assert list(tmp_path.iterdir()) == []
