@@ -23,9 +23,10 @@ from ansible.utils.display import Display
 from ansible_collections.oomguard.fleet.plugins.module_utils.exposure import (
     ExposureError,
     LEVELS,
-    UNKNOWN,
+    NO_GATE,
     assess,
-    level_rank,
+    gate_message,
+    gate_tripped,
     normalize_options,
     validate_custom_rules,
 )
@@ -36,7 +37,6 @@ display = Display()
 
 FACTS_MODULE = "oomguard.fleet.oom_score_facts"
 FACT_NAMES = ("oom", "slabinfo", "oom_evidence")
-NO_GATE = ("never", "none")
 # stdout callbacks whose output is a machine-readable document: no extra lines there.
 MACHINE_CALLBACKS = ("json", "jsonl")
 
@@ -67,18 +67,6 @@ OWN_SPEC = {
 ARGUMENT_SPEC = dict(FACTS_ARGUMENT_SPEC)
 ARGUMENT_SPEC.update(RULE_SPEC)
 ARGUMENT_SPEC.update(OWN_SPEC)
-
-
-def gate_tripped(level, fail_on):
-    """True when ``level`` is at or above ``fail_on``; ``unknown`` trips every gate that is set."""
-    if fail_on in NO_GATE:
-        return False
-    return level_rank(level) >= level_rank(fail_on)
-
-
-def gate_message(exposure, fail_on, fail_on_name):
-    why = exposure.get("reason") if exposure["level"] == UNKNOWN else ", ".join(f["id"] for f in exposure["findings"])
-    return "%s is %s, at or above %s=%s (%s)" % (exposure.get("host"), exposure["level"], fail_on_name, fail_on, why)
 
 
 def verdict_lines(exposure):

@@ -1,16 +1,25 @@
 # -*- coding: utf-8 -*-
 # Copyright: oomguard.fleet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The ``oomguard.fleet.exposure`` filter: facts in, ``oomguard_exposure`` out.
+"""The ``oomguard.fleet.exposure`` filter (facts in, ``oomguard_exposure`` out) and the
+``oomguard.fleet.exposure_gate`` filter (a verdict against a ``fail_on`` level).
 
-Documentation: exposure.yml next to this file.
+Documentation: exposure.yml and exposure_gate.yml next to this file.
 """
 
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.oomguard.fleet.plugins.module_utils.exposure import ExposureError, assess
+from ansible_collections.oomguard.fleet.plugins.module_utils.exposure import (
+    LEVELS,
+    NO_GATE,
+    UNKNOWN,
+    ExposureError,
+    assess,
+    gate_message,
+    gate_tripped,
+)
 
 
 def exposure(facts, host=None, custom_rules=None, **options):
@@ -21,8 +30,21 @@ def exposure(facts, host=None, custom_rules=None, **options):
         raise AnsibleFilterError("oomguard.fleet.exposure: %s" % exc) from None
 
 
+def exposure_gate(verdict, fail_on, name="fail_on"):
+    """The gate's message when ``verdict`` is at or above ``fail_on``, else an empty string."""
+    if fail_on not in NO_GATE + LEVELS[1:]:
+        raise AnsibleFilterError("oomguard.fleet.exposure_gate: fail_on must be one of %s, got %r"
+                                 % (", ".join(NO_GATE + LEVELS[1:]), fail_on))
+    if not isinstance(verdict, dict) or verdict.get("level") not in LEVELS + (UNKNOWN,):
+        raise AnsibleFilterError("oomguard.fleet.exposure_gate: the input must be an oomguard_exposure verdict "
+                                 "(a dict with a level), got %r" % (verdict,))
+    if not gate_tripped(verdict["level"], fail_on):
+        return ""
+    return gate_message(verdict, fail_on, name)
+
+
 class FilterModule:
     """oomguard.fleet exposure filters."""
 
     def filters(self):
-        return {"exposure": exposure}
+        return {"exposure": exposure, "exposure_gate": exposure_gate}

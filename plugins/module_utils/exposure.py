@@ -79,6 +79,22 @@ def level_rank(level):
     return _RANK[level]
 
 
+NO_GATE = ("never", "none")
+
+
+def gate_tripped(level, fail_on):
+    """True when ``level`` is at or above ``fail_on``; ``unknown`` trips every gate that is set."""
+    if fail_on in NO_GATE:
+        return False
+    return level_rank(level) >= level_rank(fail_on)
+
+
+def gate_message(exposure, fail_on, fail_on_name="fail_on"):
+    """Why the gate stops this host: its level, the setting, and the findings (or the reason for ``unknown``)."""
+    why = exposure.get("reason") if exposure["level"] == UNKNOWN else ", ".join(f["id"] for f in exposure["findings"])
+    return "%s is %s, at or above %s=%s (%s)" % (exposure.get("host"), exposure["level"], fail_on_name, fail_on, why)
+
+
 def worst(levels):
     result = "ok"
     for level in levels:

@@ -36,6 +36,18 @@ PLAY = """
         mode: "0600"
       delegate_to: localhost
       check_mode: false
+
+- name: Keep every host's verdict, stopped hosts too
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Save each verdict
+      ansible.builtin.copy:
+        dest: "{{ out_dir }}/all-{{ item }}.exposure.json"
+        content: "{{ hostvars[item].oomguard_exposure | default(none) | to_json }}"
+        mode: "0600"
+      loop: "{{ groups['all'] }}"
+      check_mode: false
 """
 
 
@@ -50,11 +62,12 @@ class Run:
         self.out.mkdir()
         (tmp_path / "play.yml").write_text(PLAY)
 
-    def inventory(self, extra_hosts=""):
+    def inventory(self, extra_hosts="", web01_proc=None):
         path = self.tmp / "inventory.yml"
+        own = "      oomguard_assess_proc_path: %s\n" % web01_proc if web01_proc else ""
         path.write_text(
             "all:\n  hosts:\n    web01:\n      ansible_connection: local\n"
-            "      ansible_python_interpreter: %s\n%s" % (sys.executable, extra_hosts))
+            "      ansible_python_interpreter: %s\n%s%s" % (sys.executable, own, extra_hosts))
         return path
 
     def local_host(self, name, proc_path):
@@ -62,12 +75,21 @@ class Run:
         return ("    %s:\n      ansible_connection: local\n      ansible_python_interpreter: %s\n"
                 "      oomguard_assess_proc_path: %s\n" % (name, sys.executable, proc_path))
 
-    def play(self, variables, extra_hosts="", check=False):
-        argv = [PLAYBOOK_BIN, "-i", str(self.inventory(extra_hosts)), str(self.tmp / "play.yml"),
+    def play(self, variables, extra_hosts="", check=False, web01_proc=None):
+        argv = [PLAYBOOK_BIN, "-i", str(self.inventory(extra_hosts, web01_proc)), str(self.tmp / "play.yml"),
                 "-e", json.dumps(dict(variables, out_dir=str(self.out)))]
         if check:
             argv.append("--check")
         return subprocess.run(argv, env=ansible_env(), capture_output=True, text=True, timeout=300, check=False)
+
+    def all_exposures(self):
+        """Every inventory host's oomguard_exposure as the play after the role saw it (None when unset)."""
+        out = {}
+        for name in os.listdir(str(self.out)):
+            if name.startswith("all-"):
+                with open(str(self.out / name)) as handle:
+                    out[name[len("all-"):-len(".exposure.json")]] = json.load(handle)
+        return out
 
     def exposure(self, host="web01"):
         with open(str(self.out / ("%s.exposure.json" % host))) as handle:
@@ -171,10 +193,37 @@ def test_check_mode_stores_no_baseline_but_writes_the_result_file(tmp_path):
 def test_fail_on_gate(tmp_path, fail_on, fails):
     run = Run(tmp_path)
     java = {"pid": 4242, "ppid": 1, "comm": "java", "rss_kb": 6 * GIB, "oom_score_adj": -1000}
-    result = run.play(base_vars(tmp_path, vendor_tree(tmp_path / "p", extra=[java]), oomguard_assess_fail_on=fail_on))
+    calm = run.local_host("calm01", vendor_tree(tmp_path / "calm"))
+    variables = base_vars(tmp_path, "per host", oomguard_assess_fail_on=fail_on)
+    del variables["oomguard_assess_proc_path"]  # a host variable each: -e would win over them
+    result = run.play(variables, extra_hosts=calm, web01_proc=vendor_tree(tmp_path / "p", extra=[java]))
     assert (result.returncode != 0) is fails, result.stdout[-2000:]
+    assert ("fatal: [web01]" in result.stdout) is fails
+    assert "fatal: [calm01]" not in result.stdout
     if fails:
         assert "web01 is critical, at or above oomguard_assess_fail_on=%s (OOM001, OOM002)" % fail_on in result.stdout
+    # The stopped host keeps its verdict as a fact, for the plays and roles after it.
+    kept = run.all_exposures()
+    assert kept["web01"]["level"] == "critical" and kept["calm01"]["level"] == "ok"
+
+
+def test_gated_host_is_critical_in_the_audit_report_not_unknown(tmp_path):
+    java = {"pid": 4242, "ppid": 1, "comm": "java", "rss_kb": 6 * GIB, "oom_score_adj": -1000}
+    run = Run(tmp_path)
+    inventory = run.inventory(run.local_host("calm01", vendor_tree(tmp_path / "calm")),
+                              web01_proc=vendor_tree(tmp_path / "p", extra=[java]))
+    report_dir = tmp_path / "report"
+    variables = base_vars(tmp_path, "per host", oomguard_assess_fail_on="critical", oomguard_report_dir=str(report_dir))
+    del variables["oomguard_assess_proc_path"]
+    proc = subprocess.run([PLAYBOOK_BIN, "-i", str(inventory), os.path.join(TOP, "playbooks", "audit.yml"),
+                           "-e", json.dumps(variables)], env=ansible_env(), capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert proc.returncode != 0 and "fatal: [web01]" in proc.stdout, proc.stdout[-3000:]
+    with open(str(report_dir / "oomguard-report.json")) as handle:
+        report = json.load(handle)
+    levels = dict((h["host"], h["level"]) for h in report["hosts"])
+    assert levels == {"web01": "critical", "calm01": "ok"}
+    assert report["totals"]["by_level"]["critical"] == 1 and report["totals"]["by_level"]["unknown"] == 0
 
 
 def test_fail_on_below_level_passes(tmp_path):

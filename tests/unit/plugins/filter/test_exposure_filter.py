@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.oomguard.fleet.plugins.filter.exposure import FilterModule, exposure
+from ansible_collections.oomguard.fleet.plugins.filter.exposure import FilterModule, exposure, exposure_gate
 from ansible_collections.oomguard.fleet.plugins.module_utils.oom_facts import gather_oom_facts
 from ansible_collections.oomguard.fleet.tests.unit.procfs_tree import vendor_tree
 
@@ -24,7 +24,7 @@ def fixture_java_facts(tmp_path):
 
 
 def test_filter_is_registered():
-    assert FilterModule().filters() == {"exposure": exposure}
+    assert FilterModule().filters() == {"exposure": exposure, "exposure_gate": exposure_gate}
 
 
 def test_filter_judges_and_passes_options(java_facts):
@@ -43,3 +43,29 @@ def test_filter_errors_are_filter_errors(java_facts, kwargs, text):
     with pytest.raises(AnsibleFilterError) as info:
         exposure(java_facts, **kwargs)
     assert text in str(info.value)
+
+
+@pytest.mark.parametrize("fail_on, message", [
+    ("never", ""), ("none", ""), ("critical", ""),
+    ("high", "web01 is high, at or above oomguard_assess_fail_on=high (OOM002)"),
+    ("low", "web01 is high, at or above oomguard_assess_fail_on=low (OOM002)"),
+])
+def test_gate_at_or_above_the_level(fail_on, message):
+    verdict = {"host": "web01", "level": "high", "findings": [{"id": "OOM002"}]}
+    assert exposure_gate(verdict, fail_on, "oomguard_assess_fail_on") == message
+
+
+def test_unknown_reaches_every_gate_that_is_set_with_its_reason():
+    verdict = {"host": "db01", "level": "unknown", "reason": "host unreachable: refused", "findings": []}
+    assert exposure_gate(verdict, "critical") == "db01 is unknown, at or above fail_on=critical (host unreachable: refused)"
+    assert exposure_gate(verdict, "never") == ""
+
+
+@pytest.mark.parametrize("verdict, fail_on, error", [
+    ({"host": "a", "level": "ok", "findings": []}, "severe", "fail_on must be one of never, none, low, medium, high, critical, got 'severe'"),
+    ({"host": "a"}, "high", "the input must be an oomguard_exposure verdict"),
+    ("critical", "high", "the input must be an oomguard_exposure verdict"),
+])
+def test_gate_rejects_bad_input(verdict, fail_on, error):
+    with pytest.raises(AnsibleFilterError, match=error):
+        exposure_gate(verdict, fail_on)
