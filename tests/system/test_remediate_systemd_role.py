@@ -19,7 +19,7 @@ import pytest
 from ansible_collections.oomguard.fleet.tests.harness import systemd_container as sc
 from ansible_collections.oomguard.fleet.tests.harness.ansible_cli import VENV_BIN, base_env
 from ansible_collections.oomguard.fleet.tests.harness.ecs_double import EcsDouble
-from ansible_collections.oomguard.fleet.tests.unit.procfs_tree import vendor_tree
+from ansible_collections.oomguard.fleet.tests.unit.procfs_tree import slabinfo_text, vendor_tree
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 UNIT = "app.service"
@@ -28,6 +28,7 @@ UNIT_TEXT = "[Unit]\nDescription=holds memory at -1000\n[Service]\nExecStart=/bi
 FIXTURE = "/srv/oomguard-fixture"
 PROC = FIXTURE + "/proc"
 JOURNAL = "/var/lib/oomguard/journal.jsonl"
+BASELINE = "/var/lib/oomguard/slabinfo-baseline.json"
 RUN_ID = "oomguard-20261129T030000Z-9090"
 KEY_ID = "LTAI5tSystemdRoleKey01"
 SECRET = "Systemd-Role-SECRET-never-printed"
@@ -53,7 +54,8 @@ def box(image, tmp_path):
         java = {"pid": main_pid, "ppid": 1, "comm": "java", "oom_score_adj": -1000, "rss_kb": 6000000, "unit": UNIT,
                 "cmdline": ["java", "-jar", "app.jar"]}
         local = tmp_path / "fixture"
-        vendor_tree(local / "proc", extra=[java], meminfo={"MemTotal": 8000000, "MemAvailable": 400000})
+        vendor_tree(local / "proc", extra=[java], meminfo={"MemTotal": 8000000, "MemAvailable": 400000},
+                    slabinfo=slabinfo_text([{"name": "kmalloc-64", "num_slabs": 40}, {"name": "dentry", "num_slabs": 90}]))
         (local / "evidence").mkdir()
         container.copy_in(str(local), FIXTURE)
         container.main_pid = main_pid
@@ -133,7 +135,9 @@ def test_remediate_playbook_then_rollback_against_real_systemd(tmp_path, box):
     records = journal(box)
     assert {r["run_id"] for r in records} == {RUN_ID}
     assert {(r["op"], r["state"]) for r in records} >= {("dropin", "done"), ("runtime", "done")}
-    assert box.exec("stat", "-c", "%a", "/var/lib/oomguard", JOURNAL).stdout.split() == ["700", "600"]
+    # The assess role stored its slab baseline next to the journal, with the same privacy.
+    assert box.exec("stat", "-c", "%a", "/var/lib/oomguard", JOURNAL, BASELINE).stdout.split() == ["700", "600", "600"]
+    assert set(json.loads(box.read_file(BASELINE))["caches"]) == {"kmalloc-64", "dentry"}
     report = json.loads((report_dir / "oomguard-report.json").read_text())
     text = json.dumps(report)
     assert RUN_ID in text and DROPIN in text and str(box.main_pid) in text
