@@ -33,6 +33,7 @@ from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.runner import
     run_many,
     snapshot_argument_spec,
 )
+from ansible_collections.oomguard.fleet.plugins.plugin_utils.output import human_callback
 from ansible_collections.oomguard.fleet.plugins.plugin_utils.snapshot_rounds import (
     failed_keys,
     merge,
@@ -42,6 +43,13 @@ from ansible_collections.oomguard.fleet.plugins.plugin_utils.snapshot_rounds imp
 )
 
 display = Display()
+
+
+def say(line):
+    """A progress line, unless the stdout callback writes a JSON document."""
+    if human_callback():
+        display.display(line)
+
 
 MODULE = 'oomguard.fleet.disk_snapshot'
 
@@ -55,7 +63,7 @@ class ActionModule(ActionBase):
 
     def _show(self, hosts, keys=None):
         for line in progress_lines(hosts, keys):
-            display.display(line)
+            say(line)
 
     def run(self, tmp=None, task_vars=None):
         super().run(tmp, task_vars)
@@ -71,7 +79,7 @@ class ActionModule(ActionBase):
     def _show_runs(self, runs):
         for run in sorted(runs, key=lambda run: run.req['key']):
             for line in snapshot_lines(run.result['snapshots']):
-                display.display('%s: %s' % (run.req['key'], line))
+                say('%s: %s' % (run.req['key'], line))
 
     def _run_here(self):
         """The batch in this process; None when the SDK is not importable here (run the module then)."""
@@ -97,8 +105,7 @@ class ActionModule(ActionBase):
             except CloudError:
                 pass  # each host reports it from run_many, as the module would
             if params['wait'] and not self._task.check_mode:
-                display.display('disk_snapshot: snapshotting %d instances, progress every %d s'
-                                % (len(requests), params['progress_interval']))
+                say('disk_snapshot: snapshotting %d instances, progress every %d s' % (len(requests), params['progress_interval']))
             hosts = run_many(backends, requests, check_mode=self._task.check_mode, concurrency=params['concurrency'],
                              progress=self._show_runs, progress_interval=max(1, params['progress_interval']))
         finally:
@@ -119,7 +126,7 @@ class ActionModule(ActionBase):
         except (TypeError, ValueError) as exc:
             return {'failed': True, 'msg': 'wait_timeout and progress_interval must be numbers: %s' % exc}
         by_key = dict(((item.get('host') or item['instance_id']), item) for item in args['instances'])
-        display.display('disk_snapshot: snapshotting %d instances, progress every %d s' % (len(by_key), interval))
+        say('disk_snapshot: snapshotting %d instances, progress every %d s' % (len(by_key), interval))
         # The first round creates the snapshots and waits up to one interval: one module run
         # less than creating and waiting apart. Later rounds only wait, for the hosts still waiting.
         start = time.monotonic()

@@ -14,7 +14,6 @@ import datetime
 import json
 import os
 
-from ansible import constants as C
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
@@ -31,14 +30,13 @@ from ansible_collections.oomguard.fleet.plugins.module_utils.exposure import (
     validate_custom_rules,
 )
 from ansible_collections.oomguard.fleet.plugins.module_utils.oom_facts import FACTS_ARGUMENT_SPEC, check_facts_params
+from ansible_collections.oomguard.fleet.plugins.plugin_utils.output import human_callback
 from ansible_collections.oomguard.fleet.plugins.plugin_utils.report import atomic_write, safe_host_filename
 
 display = Display()
 
 FACTS_MODULE = "oomguard.fleet.oom_score_facts"
 FACT_NAMES = ("oom", "slabinfo", "oom_evidence")
-# stdout callbacks whose output is a machine-readable document: no extra lines there.
-MACHINE_CALLBACKS = ("json", "jsonl")
 
 RULE_SPEC = {
     "unkillable_high_pct": {"type": "float"},
@@ -99,10 +97,6 @@ def gather_outcome(module_result):
 def show_lines(lines):
     """The verdict as play output lines: the summary, then the findings indented."""
     return "\n".join([lines[0]] + ["    " + line for line in lines[1:]])
-
-
-def human_callback():
-    return str(C.DEFAULT_STDOUT_CALLBACK).rsplit(".", 1)[-1] not in MACHINE_CALLBACKS
 
 
 def result_file_text(host, exposure, run_id, written_at):

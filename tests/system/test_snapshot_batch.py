@@ -103,3 +103,19 @@ def test_with_become_the_module_runs_in_rounds(tmp_path, ecs):
     assert ecs.count('CreateSnapshot', 200) == 5
     assert len(ecs.snapshots) == 5
     assert 'progressing' in proc.stdout and proc.stdout.count('accomplished 100%') >= 5
+
+
+def test_a_json_stdout_callback_gets_a_clean_document(tmp_path, ecs):
+    """With a machine-readable stdout callback the progress lines stay off stdout."""
+    import os
+    dump = tmp_path / 'batch.json'
+    play = PLAY % {'region': REGION, 'endpoint': ecs.endpoint, 'extra': '', 'dump': dump}
+    proc = playbook(tmp_path, play, 'localhost ansible_connection=local\n',
+                    env={'HOME': str(tmp_path), 'ANSIBLE_STDOUT_CALLBACK': 'json',
+                         'ANSIBLE_CALLBACK_PLUGINS': os.path.join(os.path.dirname(__file__), 'callback_plugins')},
+                    args=['-e', json.dumps({'snapshot_environment': CREDENTIALS})])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    document = json.loads(proc.stdout)
+    batch = [r for r in document['results'] if r['task'] == 'Snapshot two instances']
+    assert batch and batch[0]['result']['failed_hosts'] == []
+    assert len(ecs.snapshots) == 5

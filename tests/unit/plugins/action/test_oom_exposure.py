@@ -16,6 +16,7 @@ from unittest import mock
 import pytest
 import yaml
 
+from ansible import constants as ansible_constants
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 
 from ansible_collections.oomguard.fleet.plugins.action import oom_exposure as action
@@ -266,10 +267,10 @@ def test_facts_range_checks_fail_before_the_round_trip(harness):
 
 def test_machine_readable_callback_gets_no_extra_lines(harness, monkeypatch):
     harness.tree()
-    monkeypatch.setattr(action.C, "DEFAULT_STDOUT_CALLBACK", "ansible.posix.json")
+    monkeypatch.setattr(ansible_constants, "DEFAULT_STDOUT_CALLBACK", "ansible.posix.json")
     result = harness.run()
     assert harness.shown == [] and "_ansible_verbose_override" not in result
-    monkeypatch.setattr(action.C, "DEFAULT_STDOUT_CALLBACK", "default")
+    monkeypatch.setattr(ansible_constants, "DEFAULT_STDOUT_CALLBACK", "default")
     result = harness.run(display=False)
     assert harness.shown == [] and "_ansible_verbose_override" not in result
 
