@@ -139,5 +139,5 @@ options:
       - Caches C(SLAB002) ignores, as fnmatch patterns; by default the ones the kernel reclaims under pressure.
     type: list
     elements: str
-    default: [dentry, "*inode_cache", xfs_inode, buffer_head, radix_tree_node, ext4_extent_status, mbcache]
+    default: [dentry, "*inode_cache", xfs_inode, buffer_head, radix_tree_node, ext4_extent_status, extent_status, mbcache]
 """

@@ -57,9 +57,10 @@ DEFAULTS = {
     "slab_growth_kb_per_hour": 10240.0,
     "slab_growth_min_kb": 10240.0,
     # Caches the kernel reclaims under pressure (SLAB_RECLAIM_ACCOUNT): their growth is a cache
-    # filling up, not a leak. fnmatch patterns.
+    # filling up, not a leak. fnmatch patterns. ext4's extent status cache is "ext4_extent_status"
+    # on older kernels and "extent_status" (KMEM_CACHE of the struct) on newer ones.
     "slab_growth_ignore": ["dentry", "*inode_cache", "xfs_inode", "buffer_head", "radix_tree_node",
-                           "ext4_extent_status", "mbcache"],
+                           "ext4_extent_status", "extent_status", "mbcache"],
 }
 
 BUILTIN_RULES = ("OOM001", "OOM002", "OOM003", "SLAB001", "SLAB002", "VM001", "HIST001", "HIST002")
