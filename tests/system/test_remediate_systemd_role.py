@@ -150,11 +150,19 @@ def test_remediate_playbook_then_rollback_against_real_systemd(tmp_path, box):
     assert mtime(box, DROPIN) == dropin_mtime and len(journal(box)) == journal_lines
     assert box.show(UNIT, "OOMScoreAdjust") == "0" and fixture_adj(box) == 0
 
+    # The rollback in check mode with diff: shows the drop-in going away, touches nothing.
+    proc = playbook(tmp_path, "rollback.yml", inv, "-e", "oomguard_rollback_run_id=" + RUN_ID, "--check", "--diff")
+    assert proc.returncode == 0, failure(proc)
+    assert recap(proc)["changed"] == 1 and "-OOMScoreAdjust=0" in proc.stdout
+    assert "check mode, nothing changed; a real run would report: run %s: 1 value(s) restored" % RUN_ID in proc.stdout
+    assert mtime(box, DROPIN) == dropin_mtime and len(journal(box)) == journal_lines
+    assert box.show(UNIT, "OOMScoreAdjust") == "0" and fixture_adj(box) == 0
+
     # Rollback of the run: drop-in and its directory gone, daemon-reloaded, -1000 again.
     proc = playbook(tmp_path, "rollback.yml", inv, "-e", "oomguard_rollback_run_id=" + RUN_ID)
     assert proc.returncode == 0, failure(proc)
     assert recap(proc)["changed"] == 1
-    assert "run %s: 1 value(s) restored, 1 drop-in(s) restored or removed, 0 skipped" % RUN_ID in proc.stdout
+    assert "\"run %s: 1 value(s) restored, 1 drop-in(s) restored or removed, 0 skipped\"" % RUN_ID in proc.stdout
     assert not box.path_exists(DROPIN) and not box.path_exists(os.path.dirname(DROPIN))
     assert box.show(UNIT, "OOMScoreAdjust") == "-1000"
     assert fixture_adj(box) == -1000
