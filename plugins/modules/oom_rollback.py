@@ -154,10 +154,12 @@ def main():
                                  module.run_command, params["restart"])
 
     outcome, error = run_locked(params["journal"], run_id, "rollback of %s" % target, act)
+    # What was done, not what was planned: a run that failed before its first change (the lock is held,
+    # the journal cannot be written) changed nothing.
+    result["changed"] = bool(outcome and (outcome["processes"] or outcome["dropins"]))
     if outcome:
         result.update(restored=outcome["processes"], dropins=outcome["dropins"], daemon_reload=outcome["daemon_reload"],
                       restarted=outcome["restarted"], skipped=the_plan["skipped"] + outcome["vanished"])
-        result["changed"] = bool(outcome["processes"] or outcome["dropins"])
         if outcome["refused"]:
             item = outcome["refused"][0]
             error = rem.refusal_message(item["pid"], item["name"], item["old"], item["new"], params["proc_path"])

@@ -248,6 +248,9 @@ def main():
                          module.run_command, params["restart"])
 
     outcome, error = run_locked(params["journal"], run_id, "remediate", act)
+    # What was done, not what was planned: a run that failed before its first change (the lock is held,
+    # the journal cannot be written) changed nothing.
+    result["changed"] = bool(outcome and (outcome["processes"] or outcome["dropins"]))
     if outcome:
         result.update(changes=rem.contract_changes(the_plan, outcome, params["persist"]), dropins=outcome["dropins"],
                       vanished=result["vanished"] + outcome["vanished"], daemon_reload=outcome["daemon_reload"],
@@ -255,7 +258,6 @@ def main():
         if outcome["refused"]:
             item = outcome["refused"][0]
             error = rem.refusal_message(item["pid"], item["name"], item["old"], item["new"], params["proc_path"])
-        result["changed"] = bool(outcome["processes"] or outcome["dropins"])
     if error:
         module.fail_json(msg=error, **result)
     module.exit_json(**result)

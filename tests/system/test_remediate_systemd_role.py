@@ -264,3 +264,55 @@ def test_inventory_variables_need_a_started_container(tmp_path):
     with pytest.raises(RuntimeError, match="start the container"):
         sc.SystemdContainer().ansible_host_vars(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+HOLD_LOCK = """
+import fcntl, json, os, sys, time
+os.makedirs("/var/lib/oomguard", 0o700, exist_ok=True)
+fd = os.open("/var/lib/oomguard/oomguard.lock", os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+os.write(fd, json.dumps({"pid": os.getpid(), "run_id": "oomguard-20261129T025900Z-1", "purpose": "remediate",
+                         "since": "2026-11-29T02:59:00Z", "host": "box"}).encode())
+open("/run/lock-held", "w").close()
+time.sleep(int(sys.argv[1]))
+"""
+
+
+def test_a_second_run_on_a_locked_host_fails_it_and_changes_nothing(tmp_path, box):
+    box.write_file("/tmp/hold_lock.py", HOLD_LOCK)
+    sc.podman("exec", "-d", box.container_id, "python3", "/tmp/hold_lock.py", "120")
+    box.exec("sh", "-c", "for i in $(seq 100); do [ -e /run/lock-held ] && exit 0; sleep 0.1; done; exit 1")
+    inv = inventory(tmp_path, box, oomguard_snapshot_enabled=False, oomguard_remediate_require_snapshot=False)
+    proc = playbook(tmp_path, "remediate.yml", inv, "-e", "oomguard_remediate_mode=reset", "-e", "oomguard_run_id=" + RUN_ID,
+                    "-e", "oomguard_report_dir=%s" % (tmp_path / "report"))
+    assert proc.returncode != 0 and recap(proc)["failed"] == 1
+    assert "Another oomguard run holds the lock /var/lib/oomguard/oomguard.lock" in proc.stdout
+    assert "run oomguard-20261129T025900Z-1 (remediate)" in proc.stdout
+    assert '"changed": false' in proc.stdout and '"changed": true' not in proc.stdout  # the module did nothing
+    assert not box.path_exists(DROPIN) and not box.path_exists(JOURNAL)
+    assert box.show(UNIT, "OOMScoreAdjust") == "-1000" and fixture_adj(box) == -1000
+
+
+def test_a_failed_daemon_reload_fails_the_host_and_the_rollback_undoes_the_drop_in(tmp_path, box):
+    # systemctl in the container answers every call with an error: the drop-in is written and
+    # journalled, the daemon-reload fails, the host fails with the rollback command, and
+    # changed reports the drop-in. With systemctl back, rollback.yml removes it.
+    box.exec("mv", "/usr/bin/systemctl", "/usr/bin/systemctl.real")
+    box.write_file("/usr/bin/systemctl", "#!/bin/sh\necho 'Failed to connect to bus: simulated' >&2\nexit 1\n")
+    box.exec("chmod", "755", "/usr/bin/systemctl")
+    inv = inventory(tmp_path, box, oomguard_snapshot_enabled=False, oomguard_remediate_require_snapshot=False)
+    proc = playbook(tmp_path, "remediate.yml", inv, "-e", "oomguard_remediate_mode=reset", "-e", "oomguard_run_id=" + RUN_ID,
+                    "-e", "oomguard_report_dir=%s" % (tmp_path / "report"))
+    box.exec("mv", "/usr/bin/systemctl.real", "/usr/bin/systemctl")
+    assert proc.returncode != 0 and recap(proc)["failed"] == 1
+    assert "Failed to run systemctl daemon-reload: Failed to connect to bus: simulated" in proc.stdout
+    assert "oomguard_rollback_run_id=" + RUN_ID in proc.stdout
+    assert '"changed": true' in proc.stdout  # the drop-in was written
+    assert "OOMScoreAdjust=0" in box.read_file(DROPIN) and fixture_adj(box) == -1000  # stopped before the runtime change
+    assert box.show(UNIT, "OOMScoreAdjust") == "-1000"  # systemd never reloaded
+
+    proc = playbook(tmp_path, "rollback.yml", inv, "-e", "oomguard_rollback_run_id=" + RUN_ID)
+    assert proc.returncode == 0, failure(proc)
+    assert not box.path_exists(DROPIN) and not box.path_exists(os.path.dirname(DROPIN))
+    assert box.show(UNIT, "OOMScoreAdjust") == "-1000" and fixture_adj(box) == -1000
+    assert [(r["op"], r["state"]) for r in journal(box)][-1] == ("rollback-complete", "done")
