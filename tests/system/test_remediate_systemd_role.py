@@ -236,9 +236,9 @@ def test_restart_through_the_role_and_the_rollback_playbook(tmp_path, box):
     assert fixture_adj(box) == -1000
 
 
-def test_a_drop_in_that_cannot_be_written_fails_the_host_and_says_how_to_undo(tmp_path, box):
-    # A plain file where the unit's drop-in directory belongs: writing the drop-in fails on the
-    # host, the role fails the host with the rollback command, the unit keeps its -1000.
+def test_a_drop_in_that_cannot_be_read_fails_the_host_and_changes_nothing(tmp_path, box):
+    # A plain file where the unit's drop-in directory belongs: reading the drop-in fails on the
+    # host before any change, the role fails the host with the rollback command, the unit keeps -1000.
     box.write_file(os.path.dirname(DROPIN), "not a directory\n")
     inv = inventory(tmp_path, box, oomguard_snapshot_enabled=False, oomguard_remediate_require_snapshot=False)
     proc = playbook(tmp_path, "remediate.yml", inv, "-e", "oomguard_remediate_mode=reset", "-e", "oomguard_run_id=" + RUN_ID,
@@ -250,6 +250,7 @@ def test_a_drop_in_that_cannot_be_written_fails_the_host_and_says_how_to_undo(tm
     assert box.read_file(os.path.dirname(DROPIN)) == "not a directory\n"
     assert box.show(UNIT, "OOMScoreAdjust") == "-1000" and fixture_adj(box) == -1000
     assert "Not a directory" in proc.stdout and not box.path_exists(JOURNAL)  # failed while reading, before any change
+    assert "problem). What was done is journalled" in proc.stdout
 
     proc = playbook(tmp_path, "rollback.yml", inv, "-e", "oomguard_rollback_run_id=" + RUN_ID)
     assert proc.returncode == 0, failure(proc)
@@ -288,6 +289,7 @@ def test_a_second_run_on_a_locked_host_fails_it_and_changes_nothing(tmp_path, bo
     assert proc.returncode != 0 and recap(proc)["failed"] == 1
     assert "Another oomguard run holds the lock /var/lib/oomguard/oomguard.lock" in proc.stdout
     assert "run oomguard-20261129T025900Z-1 (remediate)" in proc.stdout
+    assert "Wait for it to finish, then run again. What was done is journalled" in proc.stdout  # one full stop
     assert '"changed": false' in proc.stdout and '"changed": true' not in proc.stdout  # the module did nothing
     assert not box.path_exists(DROPIN) and not box.path_exists(JOURNAL)
     assert box.show(UNIT, "OOMScoreAdjust") == "-1000" and fixture_adj(box) == -1000
@@ -306,7 +308,7 @@ def test_a_failed_daemon_reload_fails_the_host_and_the_rollback_undoes_the_drop_
     box.exec("mv", "/usr/bin/systemctl.real", "/usr/bin/systemctl")
     assert proc.returncode != 0 and recap(proc)["failed"] == 1
     assert "Failed to run systemctl daemon-reload: Failed to connect to bus: simulated" in proc.stdout
-    assert "oomguard_rollback_run_id=" + RUN_ID in proc.stdout
+    assert "simulated. What was done is journalled; playbooks/rollback.yml with oomguard_rollback_run_id=%s undoes it." % RUN_ID in proc.stdout
     assert '"changed": true' in proc.stdout  # the drop-in was written
     assert "OOMScoreAdjust=0" in box.read_file(DROPIN) and fixture_adj(box) == -1000  # stopped before the runtime change
     assert box.show(UNIT, "OOMScoreAdjust") == "-1000"  # systemd never reloaded
