@@ -57,4 +57,3 @@ def test_rollback_with_the_lock_held_reports_no_change(host):
     assert failed and "holds the lock" in result["msg"]
     assert result["changed"] is False and result["restored"] == [] and result["dropins"] == []
     assert adj(host) == 0 and os.path.exists(dropin(host))
-
