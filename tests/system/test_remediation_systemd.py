@@ -17,18 +17,7 @@ DROPIN = "/etc/systemd/system/oomtest.service.d/50-oomguard.conf"
 UNIT_TEXT = "[Unit]\nDescription=holds memory at -1000\n[Service]\nExecStart=/bin/sleep infinity\nOOMScoreAdjust=-1000\n"
 
 
-@pytest.fixture(scope="module")
-def image():
-    reason = sc.unavailable_reason()
-    if reason:
-        pytest.skip("real systemd in podman: " + reason)
-    try:
-        name = sc.ensure_image()
-    except sc.HarnessUnavailable as exc:
-        pytest.skip("real systemd in podman: %s" % exc)
-    yield name
-    sc.cleanup_state()
-    assert not os.path.exists(sc.RUN_ROOT)
+image = sc.image_fixture()
 
 
 @pytest.fixture
