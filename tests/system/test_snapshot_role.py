@@ -219,7 +219,8 @@ def test_a_host_without_metadata_fails_alone_with_the_reason(ecs, tmp_path):
     assert counts['meta04']['failed'] == 1 and counts['web01']['failed'] == 0
     facts = dumps(dump_dir)
     record = facts['all-meta04']
-    assert record['status'] == 'failed' and record['snapshots'] == [] and record['instance_id'] is None
+    assert record['status'] == 'failed' and record['snapshots'] == [] and record['schema'] == 1
+    assert record['instance_id'] is None and record['region'] is None and record['provider'] is None
     assert record['message'].startswith('Failed to read instance metadata: no metadata service answered (alicloud token request')
     assert facts['all-web01']['status'] == 'ok' and len(facts['all-web01']['snapshots']) == 3
     assert ecs.count('DescribeDisks') == 1  # only web01's instance was asked for
