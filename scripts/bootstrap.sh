@@ -32,15 +32,9 @@ fi
 
 # The pinned virtualenv, rebuilt when requirements.txt changes.
 python=${PYTHON:-python3}
-stamp="$venv/.requirements.sha256"
-want=$(sha256sum "$top/requirements.txt" | cut -d' ' -f1)
-if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    echo "bootstrap: creating $venv from requirements.txt"
-    "$python" -m venv "$venv"
-    "$venv/bin/python" -m pip install -q --upgrade pip
-    "$venv/bin/python" -m pip install -q -r "$top/requirements.txt"
-    echo "$want" > "$stamp"
-fi
+# shellcheck source=scripts/venv.sh
+. "$top/scripts/venv.sh"
+ensure_venv bootstrap "$venv" "$python" -r "$top/requirements.txt"
 
 # The checkout itself on a collections path, as oomguard.fleet.
 coll="$top/.build/collections/ansible_collections/oomguard"

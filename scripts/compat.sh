@@ -15,18 +15,10 @@ system_tests=(tests/system/test_assess_role.py tests/system/test_snapshot_role.p
               tests/system/test_remediate_playbook.py tests/system/test_report_role.py)
 
 # Build the missing venvs side by side (downloads dominate), then test one version at a time.
+# shellcheck source=scripts/venv.sh
+. "$top/scripts/venv.sh"
 build() {
-    local version=$1 venv="$top/.venv-compat/$1"
-    local want
-    want=$( (cat tests/compat/requirements.txt; echo "ansible-core==$version") | sha256sum | cut -d' ' -f1)
-    if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" = "$want" ]; then
-        return 0
-    fi
-    rm -rf "$venv"
-    "$python" -m venv "$venv"
-    "$venv/bin/python" -m pip install -q --upgrade pip
-    "$venv/bin/python" -m pip install -q -r tests/compat/requirements.txt "ansible-core==$version"
-    echo "$want" > "$venv/.requirements.sha256"
+    ensure_venv compat "$top/.venv-compat/$1" "$python" -r tests/compat/requirements.txt "ansible-core==$1"
 }
 mkdir -p "$top/.venv-compat"
 pids=()
