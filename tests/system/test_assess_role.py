@@ -14,11 +14,11 @@ import sys
 
 import pytest
 
-from ansible_collections.oomguard.fleet.tests.harness.ansible_cli import base_env
+from ansible_collections.oomguard.fleet.tests.harness.ansible_cli import VENV_BIN, base_env
 from ansible_collections.oomguard.fleet.tests.unit.procfs_tree import slabinfo_text, vendor_tree
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PLAYBOOK_BIN = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+PLAYBOOK_BIN = os.path.join(VENV_BIN, "ansible-playbook")
 GIB = 1024 * 1024
 SEED = os.path.join(TOP, "tests", "unit", "fixtures", "evidence", "vendor-vmcore-dmesg.txt")
 

@@ -17,8 +17,10 @@ import sys
 
 import yaml
 
+from ansible_collections.oomguard.fleet.tests.harness.ansible_cli import VENV_BIN
+
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILDER = os.path.join(os.path.dirname(sys.executable), 'ansible-builder')
+BUILDER = os.path.join(VENV_BIN, 'ansible-builder')
 
 
 def declared():

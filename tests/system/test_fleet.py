@@ -14,12 +14,14 @@ import time
 
 import pytest
 
+from ansible_collections.oomguard.fleet.tests.harness.ansible_cli import VENV_BIN
+
 HARNESS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'harness', 'fleet.py')
 _SPEC = importlib.util.spec_from_file_location('oomguard_fleet_harness', HARNESS)
 fleet_mod = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(fleet_mod)
 
-ANSIBLE = os.path.join(os.path.dirname(sys.executable), 'ansible')
+ANSIBLE = os.path.join(VENV_BIN, 'ansible')
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='the namespace fleet needs root')
 

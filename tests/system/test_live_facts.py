@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
-from ansible_collections.oomguard.fleet.tests.harness.ansible_cli import base_env
+from ansible_collections.oomguard.fleet.tests.harness.ansible_cli import VENV_BIN, base_env
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ANSIBLE = os.path.join(os.path.dirname(sys.executable), "ansible")
+ANSIBLE = os.path.join(VENV_BIN, "ansible")
 PF_KTHREAD = 0x00200000
 
 

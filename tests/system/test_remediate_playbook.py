@@ -14,6 +14,7 @@ import sys
 
 import pytest
 
+from ansible_collections.oomguard.fleet.tests.harness.ansible_cli import VENV_BIN
 from ansible_collections.oomguard.fleet.tests.harness.ecs_double import EcsDouble
 from ansible_collections.oomguard.fleet.tests.unit.procfs_tree import vendor_tree
 
@@ -50,7 +51,7 @@ def run(tmp_path, playbook_name, inventory, *extra):
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".build", "collections"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_DEPRECATION_WARNINGS="false", ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_RETRY_FILES_ENABLED="false",
                ALIBABA_CLOUD_ACCESS_KEY_ID=KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET=SECRET)
-    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(inventory),
+    cmd = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", str(inventory),
            os.path.join(REPO, "playbooks", playbook_name), "-e", "oomguard_become=false"] + list(extra)
     return subprocess.run(cmd, capture_output=True, text=True, env=env, check=False, timeout=600)
 

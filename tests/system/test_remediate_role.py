@@ -16,10 +16,10 @@ import sys
 
 import pytest
 
+from ansible_collections.oomguard.fleet.tests.harness.ansible_cli import VENV_BIN
 from ansible_collections.oomguard.fleet.tests.unit.procfs_tree import build_proc_tree
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.dirname(sys.executable)
 RUN_ID = "oomguard-20261129T020000Z-4711"
 JAVA = {"pid": 4242, "name": "java", "unit": "app.service", "oom_score_adj": -1000, "rss_kb": 6291456, "rule": "OOM002"}
 ADHOC = {"pid": 4343, "name": "adhoc", "unit": None, "oom_score_adj": -1000, "rss_kb": 1000, "rule": "OOM002"}
@@ -79,7 +79,7 @@ def fleet(tmp_path):
 def playbook(fleet, playbook_path, *extra):
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".build", "collections"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_DEPRECATION_WARNINGS="false", ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_RETRY_FILES_ENABLED="false")
-    proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", str(fleet / "inventory.json"), str(playbook_path)] + list(extra),
+    proc = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", str(fleet / "inventory.json"), str(playbook_path)] + list(extra),
                           capture_output=True, text=True, env=env, check=False, timeout=300)
     return proc
 

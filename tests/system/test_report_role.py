@@ -19,8 +19,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from ansible_collections.oomguard.fleet.tests.harness.ansible_cli import VENV_BIN
+
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-VENV_BIN = os.path.dirname(sys.executable)
 PLAYBOOK_SAME_PLAY = """
 - name: Assess (stand-in) and report in the same play
   hosts: fleet
