@@ -27,7 +27,8 @@ description:
     since it records what was read.
   - With O(fail_on), fails the host when its level is at or above that level, after writing its result file.
     A failed task sets no facts, so the verdict of such a host is in the registered result's
-    RV(oomguard_exposure) and its result file.
+    RV(oomguard_exposure) and its result file. To keep the fact, leave O(fail_on=never) and stop the hosts in a
+    later task with the P(oomguard.fleet.exposure_gate#filter) filter, as the role M(oomguard.fleet.assess) does.
 author:
   - oomguard.fleet maintainers (@oomguard)
 extends_documentation_fragment:
