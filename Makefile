@@ -10,7 +10,7 @@ export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
 export PYTHONPATH := $(TOP)/.build/collections
 PYTEST := $(VENV)/bin/python -m pytest -p no:cacheprovider --import-mode=importlib
 
-.PHONY: demo test bootstrap bootstrap-demo unit system sanity units lint molecule compat bench clean
+.PHONY: demo test check bootstrap bootstrap-demo unit system sanity units lint molecule compat bench clean
 
 bootstrap:
 	@scripts/bootstrap.sh test
@@ -24,6 +24,13 @@ demo: bootstrap-demo
 test: bootstrap
 	$(MAKE) unit system sanity units lint molecule compat
 	@echo "make test: all suites passed"
+
+# The fast inner loop for developers: unit tests, lint, and sanity of the files changed since HEAD.
+check: bootstrap
+	$(PYTEST) -q -x tests/unit
+	ansible-lint --profile production --offline
+	@changed=$$( { git diff --name-only HEAD; git ls-files -o --exclude-standard; } | sort -u | while read -r f; do [ -f "$$f" ] && echo "$$f"; done); \
+	if [ -n "$$changed" ]; then scripts/ansible-test.sh sanity $$changed; else echo "check: no changed files for sanity"; fi
 
 unit:
 	$(PYTEST) -q tests/unit
