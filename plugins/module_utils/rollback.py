@@ -25,8 +25,8 @@ def resolve_run(records, run_id):
 
 
 def plan_rollback(records, run_id, proc_path):
-    """Return {run_id, already, dropins, runtime, skipped} without touching anything."""
-    result = {"run_id": run_id, "already": False, "dropins": [], "runtime": [], "skipped": []}
+    """Return {run_id, already, dropins, runtime, not_restored} without touching anything."""
+    result = {"run_id": run_id, "already": False, "dropins": [], "runtime": [], "not_restored": []}
     if run_id is None:
         return result
     if jr.rolled_back(records, run_id):
@@ -47,7 +47,7 @@ def _plan_dropin(record, files, result):
     if current == record.get("previous"):
         return
     if current != record.get("content"):
-        result["skipped"].append({"path": path, "unit": record.get("unit"),
+        result["not_restored"].append({"path": path, "unit": record.get("unit"),
                                   "reason": "changed by someone else since the run; left as it is"})
         return
     result["dropins"].append({"unit": record.get("unit"), "path": path, "current": current,
@@ -59,14 +59,14 @@ def _plan_runtime(record, proc_path, values, result):
     pid = record["pid"]
     proc = rem.read_process(proc_path, pid)
     if proc is None or proc["starttime"] != record.get("starttime"):
-        result["skipped"].append({"pid": pid, "name": record.get("name"),
+        result["not_restored"].append({"pid": pid, "name": record.get("name"),
                                   "reason": "process exited (or its pid was reused) since the run; nothing to restore at runtime"})
         return
     current = values.get(pid, proc["oom_score_adj"])
     if current == record["old"]:
         return
     if current != record["new"]:
-        result["skipped"].append({"pid": pid, "name": proc["name"],
+        result["not_restored"].append({"pid": pid, "name": proc["name"],
                                   "reason": "oom_score_adj is %d, neither the journalled old %d nor new %d; left as it is"
                                   % (current, record["old"], record["new"])})
         return

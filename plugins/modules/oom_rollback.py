@@ -16,11 +16,11 @@ description:
   - Drop-in files are put back as they were before the run (removed when the run created them, together with an
     empty C(<unit>.d) directory it created); C(systemctl daemon-reload) runs when systemd is running.
   - Runtime values are restored for processes that still run (same pid and start time). A process that exited
-    since is reported in RV(skipped); its service gets the old value from the unit file at its next start.
+    since is reported in RV(not_restored); its service gets the old value from the unit file at its next start.
   - A change journalled but never made (the run was killed in between) is recognised and skipped.
   - Each restore is journalled before it is made, and a finished rollback is recorded, so running the module again
     changes nothing.
-  - A file or value that someone changed after the run is left alone and reported in RV(skipped).
+  - A file or value that someone changed after the run is left alone and reported in RV(not_restored).
 author:
   - oomguard.fleet contributors (@oomguard)
 extends_documentation_fragment:
@@ -88,8 +88,10 @@ dropins:
   type: list
   elements: dict
   sample: [{unit: app.service, path: /etc/systemd/system/app.service.d/50-oomguard.conf, action: removed}]
-skipped:
-  description: What was not restored, with the reason (process gone, changed by someone else).
+not_restored:
+  description:
+    - What was not restored, with the reason (process gone, changed by someone else).
+    - Named so on purpose, not C(skipped), which Ansible reads as "the task was skipped".
   returned: always
   type: list
   elements: dict
@@ -127,7 +129,7 @@ def main():
     params = module.params
     run_id = params["run_id"] or jr.new_run_id()
     result = dict(changed=False, run_id=run_id, rollback_of=None, already_rolled_back=False, restored=[], dropins=[],
-                  skipped=[], daemon_reload=False, restarted=[], journal_bad_lines=0)
+                  not_restored=[], daemon_reload=False, restarted=[], journal_bad_lines=0)
     try:
         records, result["journal_bad_lines"] = jr.read_records(params["journal"])
     except jr.JournalError as exc:
@@ -140,7 +142,7 @@ def main():
     if params["rollback_run_id"] and not jr.change_intents(records, target):
         module.warn("The journal %s records no change for run %s; nothing to roll back" % (params["journal"], target))
     the_plan = rb.plan_rollback(records, target, params["proc_path"])
-    result.update(already_rolled_back=the_plan["already"], skipped=the_plan["skipped"])
+    result.update(already_rolled_back=the_plan["already"], not_restored=the_plan["not_restored"])
     result["changed"] = bool(the_plan["dropins"] or the_plan["runtime"])
     if module._diff:
         result["diff"] = rb.rollback_diff(the_plan)
@@ -159,7 +161,7 @@ def main():
     result["changed"] = bool(outcome and (outcome["processes"] or outcome["dropins"]))
     if outcome:
         result.update(restored=outcome["processes"], dropins=outcome["dropins"], daemon_reload=outcome["daemon_reload"],
-                      restarted=outcome["restarted"], skipped=the_plan["skipped"] + outcome["vanished"])
+                      restarted=outcome["restarted"], not_restored=the_plan["not_restored"] + outcome["vanished"])
         if outcome["refused"]:
             item = outcome["refused"][0]
             error = rem.refusal_message(item["pid"], item["name"], item["old"], item["new"], params["proc_path"])

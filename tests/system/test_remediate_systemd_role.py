@@ -162,7 +162,7 @@ def test_remediate_playbook_then_rollback_against_real_systemd(tmp_path, box):
     proc = playbook(tmp_path, "rollback.yml", inv, "-e", "oomguard_rollback_run_id=" + RUN_ID)
     assert proc.returncode == 0, failure(proc)
     assert recap(proc)["changed"] == 1
-    assert "\"run %s: 1 value(s) restored, 1 drop-in(s) restored or removed, 0 skipped\"" % RUN_ID in proc.stdout
+    assert "\"run %s: 1 value(s) restored, 1 drop-in(s) restored or removed, 0 not restored\"" % RUN_ID in proc.stdout
     assert not box.path_exists(DROPIN) and not box.path_exists(os.path.dirname(DROPIN))
     assert box.show(UNIT, "OOMScoreAdjust") == "-1000"
     assert fixture_adj(box) == -1000
@@ -228,7 +228,7 @@ def test_restart_through_the_role_and_the_rollback_playbook(tmp_path, box):
 
     proc = playbook(tmp_path, "rollback.yml", inv, "-e", "oomguard_rollback_restart=true")
     assert proc.returncode == 0, failure(proc)
-    assert "run %s: 1 value(s) restored, 1 drop-in(s) restored or removed, 0 skipped" % RUN_ID in proc.stdout
+    assert "run %s: 1 value(s) restored, 1 drop-in(s) restored or removed, 0 not restored" % RUN_ID in proc.stdout
     final_pid = box.show(UNIT, "MainPID")
     assert final_pid not in (restarted_pid, "0") and box.show(UNIT, "ActiveState") == "active"
     assert box.show(UNIT, "OOMScoreAdjust") == "-1000" and not box.path_exists(DROPIN)

@@ -266,7 +266,7 @@ def test_rollback_leaves_what_others_changed_and_skips_gone_processes(proc, tmp_
     shutil.rmtree(os.path.join(proc, "4242"))
     records = jr.read_records(journal.path)[0]
     the_plan = rb.plan_rollback(records, "run-1", proc)
-    reasons = sorted(s["reason"] for s in the_plan["skipped"])
+    reasons = sorted(s["reason"] for s in the_plan["not_restored"])
     assert the_plan["runtime"] == [] and the_plan["dropins"] == [] and len(reasons) == 3
     assert "changed by someone else" in reasons[0] and "neither the journalled old -1000 nor new 0" in reasons[1]
     assert "process exited" in reasons[2]
@@ -285,4 +285,4 @@ def test_refused_rollback_is_not_marked_complete(proc, tmp_path, monkeypatch):
 
 
 def test_rollback_of_an_empty_journal():
-    assert rb.plan_rollback([], None, "/proc") == {"run_id": None, "already": False, "dropins": [], "runtime": [], "skipped": []}
+    assert rb.plan_rollback([], None, "/proc") == {"run_id": None, "already": False, "dropins": [], "runtime": [], "not_restored": []}

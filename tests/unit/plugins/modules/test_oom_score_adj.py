@@ -186,3 +186,14 @@ def test_a_run_id_reused_after_its_rollback_can_be_rolled_back_again(host):
         assert not failed and result["changed"] and adj(host, 77) == 0
         failed, result = run_module(oom_rollback.main, dict(host, rollback_run_id=host["run_id"]))
         assert not failed and result["changed"] and adj(host, 77) == -1000
+
+
+def test_a_rollback_with_things_not_restored_is_not_read_as_skipped(host):
+    """A non-empty top-level ``skipped`` makes Ansible show the task as skipped (and changed=0)."""
+    run_module(oom_score_adj.main, dict(host, name="java", value=0, persist="systemd"))
+    import shutil
+
+    shutil.rmtree(os.path.join(host["proc_path"], "4242"))  # exited since the run: its value cannot be restored
+    failed, result = run_module(oom_rollback.main, host)
+    assert not failed and result["changed"] is True and "skipped" not in result
+    assert [item["pid"] for item in result["not_restored"]] == [4242]
