@@ -217,6 +217,30 @@ def _check_oom(oom):
     return None
 
 
+_NAMED_UNREADABLE = 3
+
+
+def unreadable_reason(oom):
+    """Why the facts cannot clear the host: processes alive but unreadable (permission, hidepid,
+    a file absent), whose memory no rule saw; None when every process was read or had exited."""
+    errors = oom.get("errors") if isinstance(oom.get("errors"), dict) else {}
+    become = "run the task with become: true"
+    if errors.get("hidepid"):
+        return ("procfs is mounted with hidepid=%s and the facts were gathered unprivileged: other users' processes are "
+                "invisible, so the verdict could be too low: %s" % (errors["hidepid"], become))
+    samples = [s for s in errors.get("samples") or [] if isinstance(s, dict) and s.get("error") != "vanished"]
+    count = errors.get("unreadable_count")
+    if not _num(count):  # facts from before the breakdown: the samples are all there is
+        count = len(samples)
+    if count <= 0:
+        return None
+    named = ", ".join("pid %s %s: %s" % (s.get("pid"), s.get("file"), s.get("error")) for s in samples[:_NAMED_UNREADABLE])
+    if count > _NAMED_UNREADABLE:
+        named += ", ..."
+    return ("%d process(es) could not be read (%s); the memory they hold is not counted, so the verdict could be too low: %s"
+            % (count, named, become))
+
+
 def figures_of(oom, slabinfo=None, evidence=None):
     """The key figures shown next to the level (contract keys plus a few more)."""
     meminfo = oom.get("meminfo") or {}
@@ -561,11 +585,14 @@ def assess(facts, host=None, options=None, custom_rules=None, now=None):
     findings += run_custom_rules(compiled, document, figures, host)
 
     findings.sort(key=lambda f: (-level_rank(f["severity"]), f["id"]))
+    # Findings so far are kept (they hold whatever the unreadable processes add), but the host
+    # cannot be cleared: unknown fails every gate, as the worst finding alone might not.
+    reason = unreadable_reason(oom)
     result = {
         "schema": SCHEMA,
         "host": host,
-        "level": worst(f["severity"] for f in findings),
-        "reason": None,
+        "level": UNKNOWN if reason else worst(f["severity"] for f in findings),
+        "reason": reason,
         "checked_at": _now_iso(now),
         "findings": findings,
         "figures": figures,
@@ -580,7 +607,8 @@ def summary_line(exposure):
     """One line per host for play output: level, top findings, key figures."""
     host = exposure.get("host") or "host"
     if exposure.get("level") == UNKNOWN:
-        return "%s: unknown (%s)" % (host, exposure.get("reason"))
+        found = ", ".join("%s/%s" % (f["id"], f["severity"]) for f in exposure.get("findings") or [])
+        return "%s: unknown (%s)%s" % (host, exposure.get("reason"), "; findings so far: %s" % found if found else "")
     figures = exposure.get("figures") or {}
     ids = ", ".join("%s/%s" % (f["id"], f["severity"]) for f in exposure.get("findings") or []) or "no findings"
     return "%s: %s (%s); unkillable %s = %s%% of %s, SUnreclaim %s%%, %d flagged" % (

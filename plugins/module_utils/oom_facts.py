@@ -35,8 +35,6 @@ from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import (
 SCHEMA = 1
 VM_SYSCTLS = ("panic_on_oom", "overcommit_memory", "oom_kill_allocating_task")
 MAX_ERROR_SAMPLES = 10
-# A pid that exited between listdir() and open(): ENOENT, or ESRCH on some files.
-_GONE = (errno.ENOENT, errno.ESRCH)
 
 
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
@@ -95,24 +93,79 @@ def read_kernel(proc_path):
         return None
 
 
+def _gone(exc, base):
+    """True when a failed read means the process exited: ESRCH, or ENOENT once its /proc/<pid>
+    directory is gone. A file absent or unreadable while the process lives is not "vanished"."""
+    code = getattr(exc, "errno", None)
+    if code == errno.ESRCH:
+        return True
+    return code == errno.ENOENT and base is not None and not os.path.isdir(base)
+
+
+def _reason(exc, base):
+    code = getattr(exc, "errno", None)
+    if _gone(exc, base):
+        return "vanished"
+    if code in (errno.EACCES, errno.EPERM):  # EPERM: procfs mounted with hidepid=1 (noaccess)
+        return "permission denied"
+    if code == errno.ENOENT:
+        return "absent"
+    return str(getattr(exc, "strerror", None) or exc)
+
+
 class _Errors:
+    """Processes skipped during the scan: ``vanished`` ones exited (harmless), ``unreadable``
+    ones live on uncounted, which the rules must not take for a safe host."""
+
     def __init__(self):
         self.count = 0
+        self.vanished = 0
         self.samples = []
+        self.hidepid = None
 
-    def add(self, pid, name, exc):
+    def add(self, pid, name, exc, base=None):
+        reason = _reason(exc, base)
         self.count += 1
+        if reason == "vanished":
+            self.vanished += 1
         if len(self.samples) < MAX_ERROR_SAMPLES:
-            if getattr(exc, "errno", None) in _GONE:
-                reason = "vanished"
-            elif getattr(exc, "errno", None) == errno.EACCES:
-                reason = "permission denied"
-            else:
-                reason = str(getattr(exc, "strerror", None) or exc)
             self.samples.append({"pid": pid, "file": name, "error": reason})
 
     def as_dict(self):
-        return {"count": self.count, "samples": self.samples}
+        return {"count": self.count, "vanished_count": self.vanished, "unreadable_count": self.count - self.vanished,
+                "hidepid": self.hidepid, "samples": self.samples}
+
+
+def _mount_options(proc_path):
+    """The super options of the procfs mounted at ``proc_path`` ('' when not found)."""
+    target = os.path.realpath(proc_path)
+    try:
+        text = read_text(os.path.join(proc_path, "self", "mountinfo"))
+    except (IOError, OSError):
+        return ""
+    options = ""
+    for line in text.splitlines():
+        fields = line.split(" ")
+        if " - " not in line or len(fields) < 5:
+            continue
+        tail = line.split(" - ", 1)[1].split(" ")
+        # The mount point is octal-escaped (\040 for a space); the last mount there wins.
+        if fields[4].replace("\\040", " ") == target and tail[0] == "proc" and len(tail) >= 3:
+            options = tail[2]
+    return options
+
+
+def hidden_pids(proc_path):
+    """``hidepid`` value when this reader cannot even list other users' processes (procfs mounted
+    with hidepid=2/invisible, not root, not in its gid= group), else None."""
+    options = dict((opt.partition("=")[0], opt.partition("=")[2]) for opt in _mount_options(proc_path).split(","))
+    hidepid = options.get("hidepid")
+    if hidepid not in ("2", "invisible") or os.geteuid() == 0:
+        return None
+    gid = options.get("gid")
+    if gid and gid.isdigit() and (int(gid) == os.getegid() or int(gid) in os.getgroups()):
+        return None
+    return hidepid
 
 
 def list_pids(proc_path):
@@ -154,7 +207,7 @@ def scan(proc_path, errors):
         try:
             data = read_small(base + "/stat")
         except (IOError, OSError) as exc:
-            errors.add(pid, "stat", exc)
+            errors.add(pid, "stat", exc, base)
             continue
         if not data:  # the task was released between open() and read()
             errors.add(pid, "stat", OSError(errno.ESRCH, os.strerror(errno.ESRCH)))
@@ -176,7 +229,7 @@ def scan(proc_path, errors):
         try:
             adj, legacy = _read_adj(base)
         except (IOError, OSError) as exc:
-            errors.add(pid, "oom_score_adj", exc)
+            errors.add(pid, "oom_score_adj", exc, base)
             continue
         rows.append((pid, ppid, comm, adj, legacy, rss_kb))
     return rows, kthreads
@@ -201,7 +254,7 @@ def describe(row, proc_path, cmdline_max, errors):
         name = "cmdline"
         cmdline = parse_cmdline(read_bytes(base + "/cmdline"), cmdline_max)
     except (IOError, OSError) as exc:
-        errors.add(pid, name, exc)
+        errors.add(pid, name, exc, base)
         return None
     return {
         "pid": pid,
@@ -248,6 +301,7 @@ def gather_oom_facts(proc_path="/proc", adj_threshold=-500, top_killable=10, cmd
     """``ansible_facts.oom`` for the procfs tree at ``proc_path``."""
     errors = _Errors()
     meminfo = meminfo_facts(read_meminfo(proc_path))
+    errors.hidepid = hidden_pids(proc_path)
     rows, kthreads = scan(proc_path, errors)
     summary = summarize(rows, kthreads)
     processes = []

@@ -24,7 +24,7 @@ description:
     The summary always covers every process.
   - Each process costs two reads (C(stat) and C(oom_score_adj)); C(status), C(oom_score), C(cgroup) and C(cmdline) are
     read only for returned rows. A process that exits or denies a read during the scan is skipped and counted under
-    RV(ansible_facts.oom.errors); it never fails the host.
+    RV(ansible_facts.oom.errors); it never fails the host, but an unreadable one makes the exposure verdict C(unknown).
   - Command lines are redacted before they leave the host (C(--password=...), C(--password value), C(token=...),
     C(-p secret), C(-u user:pass), C(Authorization:) headers, credentials in URLs), then truncated to O(cmdline_max).
   - With O(gather_subset=slabinfo) the module also returns C(ansible_facts.slabinfo) exactly as
@@ -145,11 +145,17 @@ ansible_facts:
                     rss_kb: 980, unit: ssh.service, cmdline: "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups"}]
         errors:
           description:
-            - C(count) of processes skipped because they exited or denied a read during the scan, and up to ten
-              C(samples) of C({pid, file, error}).
+            - C(count) of processes skipped during the scan, split into C(vanished_count) (the process exited -
+              C(ESRCH), or C(ENOENT) once C(/proc/<pid>) is gone) and C(unreadable_count) (the process lives but a read
+              failed - permission, C(hidepid=1), a file absent), and up to ten C(samples) of C({pid, file, error}), the
+              error being C(vanished), C(permission denied), C(absent) or the system's text.
+            - C(hidepid) is C(2) or C(invisible) when procfs is mounted so that this unprivileged reader cannot even
+              list other users' processes, else null.
+            - The exposure rules judge a host with unreadable or hidden processes C(unknown); run with C(become).
           type: dict
           returned: always
-          sample: {count: 1, samples: [{pid: 4242, file: stat, error: vanished}]}
+          sample: {count: 1, vanished_count: 1, unreadable_count: 0, hidepid: null,
+                   samples: [{pid: 4242, file: stat, error: vanished}]}
     slabinfo:
       description: Slab facts, as returned by M(oomguard.fleet.slabinfo_facts).
       returned: when O(gather_subset) includes V(slabinfo)

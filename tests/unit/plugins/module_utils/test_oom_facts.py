@@ -60,7 +60,7 @@ def test_vendor_example(tmp_path):
     assert facts["kernel"] == "6.1.0-18-amd64"
     assert facts["vm"] == {"panic_on_oom": 0, "overcommit_memory": 0, "oom_kill_allocating_task": 0}
     assert facts["meminfo"]["mem_total_kb"] == 24000000 and facts["meminfo"]["lru_kb"] == 500000
-    assert facts["errors"] == {"count": 0, "samples": []}
+    assert facts["errors"] == {"count": 0, "vanished_count": 0, "unreadable_count": 0, "hidepid": None, "samples": []}
     json.dumps(facts)
 
 
@@ -119,20 +119,49 @@ def test_comm_with_spaces_parens_and_secret_cmdline(tmp_path):
     assert row["cmdline"] == "db --password=%s -p %s" % (REDACTED, REDACTED)
 
 
-def test_vanished_pids_are_skipped_and_counted(tmp_path):
+def test_absent_files_are_skipped_and_counted_as_unreadable(tmp_path):
+    # A file missing while /proc/<pid> exists is not a process that exited: it is counted apart.
     tree = build_proc_tree(tmp_path, [
         {"pid": 1, "comm": "init", "rss_kb": 100},
-        {"pid": 60, "comm": "gone-early", "missing": ["stat"]},
-        {"pid": 61, "comm": "gone-mid", "missing": ["oom_score_adj", "oom_adj"], "rss_kb": 10},
-        {"pid": 62, "comm": "gone-late", "missing": ["status"], "oom_score_adj": -1000, "rss_kb": 20},
+        {"pid": 60, "comm": "no-stat", "missing": ["stat"]},
+        {"pid": 61, "comm": "no-adj", "missing": ["oom_score_adj", "oom_adj"], "rss_kb": 10},
+        {"pid": 62, "comm": "no-status", "missing": ["status"], "oom_score_adj": -1000, "rss_kb": 20},
     ])
     facts = gather_oom_facts(tree)
     assert facts["summary"]["process_count"] == 2  # 1 and 62 were scanned
     assert facts["summary"]["unkillable_count"] == 1
     assert [p["pid"] for p in facts["processes"]] == [1]
     assert facts["errors"]["count"] == 3
+    assert facts["errors"]["unreadable_count"] == 3 and facts["errors"]["vanished_count"] == 0
     assert sorted((s["pid"], s["file"], s["error"]) for s in facts["errors"]["samples"]) == [
-        (60, "stat", "vanished"), (61, "oom_score_adj", "vanished"), (62, "status", "vanished")]
+        (60, "stat", "absent"), (61, "oom_score_adj", "absent"), (62, "status", "absent")]
+
+
+def test_vanished_pids_are_skipped_and_counted(tmp_path, monkeypatch):
+    tree = build_proc_tree(tmp_path, [
+        {"pid": 1, "comm": "init", "rss_kb": 100},
+        {"pid": 61, "comm": "gone-mid", "rss_kb": 10},
+        {"pid": 62, "comm": "gone-late", "oom_score_adj": -1000, "rss_kb": 20},
+    ])
+    real_small, real_text = oom_facts.read_small, oom_facts.read_text
+
+    def exit_before(pid, name, real):
+        def read(path):
+            if path.endswith(os.sep + os.path.join(pid, name)):
+                shutil.rmtree(os.path.join(tree, pid))
+            return real(path)
+        return read
+
+    monkeypatch.setattr(oom_facts, "read_small", exit_before("61", "oom_score_adj", real_small))
+    monkeypatch.setattr(oom_facts, "read_text", exit_before("62", "status", real_text))
+    facts = gather_oom_facts(tree)
+    assert facts["summary"]["process_count"] == 2  # 1 and 62 were scanned
+    assert facts["summary"]["unkillable_count"] == 1
+    assert [p["pid"] for p in facts["processes"]] == [1]
+    assert facts["errors"]["count"] == 2 and facts["errors"]["vanished_count"] == 2
+    assert facts["errors"]["unreadable_count"] == 0
+    assert sorted((s["pid"], s["file"], s["error"]) for s in facts["errors"]["samples"]) == [
+        (61, "oom_score_adj", "vanished"), (62, "status", "vanished")]
 
 
 def test_pid_directory_gone_between_listdir_and_read(tmp_path, monkeypatch):
@@ -190,7 +219,8 @@ def test_permission_denied_is_counted():
         env = dict(os.environ, PYTHONPATH=root)
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
         facts = json.loads(out.stdout)
-        assert facts["errors"] == {"count": 1, "samples": [{"pid": 80, "file": "oom_score_adj", "error": "permission denied"}]}
+        assert facts["errors"] == {"count": 1, "vanished_count": 0, "unreadable_count": 1, "hidepid": None,
+                                   "samples": [{"pid": 80, "file": "oom_score_adj", "error": "permission denied"}]}
         assert facts["summary"]["process_count"] == 1
     finally:
         shutil.rmtree(top)
