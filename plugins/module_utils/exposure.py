@@ -152,8 +152,12 @@ def normalize_options(options=None):
                 raise ExposureError("exposure option slab_growth_ignore must be a list of cache name patterns, got %r" % (value,))
             merged[key] = list(value)
             continue
-        if not _num(value) or value < 0:
-            raise ExposureError("exposure option %s must be a number >= 0, got %r" % (key, value))
+        # nan compares false with everything, so it (or a share above 100%) would switch a rule off unseen.
+        if key.endswith("_pct"):
+            if not _num(value) or not 0 <= value <= 100:
+                raise ExposureError("exposure option %s must be a percentage from 0 to 100, got %r" % (key, value))
+        elif not _num(value) or not 0 <= value < float("inf"):
+            raise ExposureError("exposure option %s must be a finite number >= 0, got %r" % (key, value))
         merged[key] = float(value)
     if merged["unkillable_critical_pct"] < merged["unkillable_high_pct"]:
         raise ExposureError("unkillable_critical_pct (%s) must not be below unkillable_high_pct (%s)"
@@ -175,8 +179,8 @@ def _normalize_allowlist(entries, default_max):
             if extra:
                 raise ExposureError("allowlist entry %r has unknown keys: %s" % (entry, ", ".join(sorted(extra))))
             bound = entry.get("max_rss_kb", default_max)
-            if not _num(bound) or bound < 0:
-                raise ExposureError("allowlist entry %r: max_rss_kb must be a number >= 0" % (entry,))
+            if not _num(bound) or not 0 <= bound < float("inf"):
+                raise ExposureError("allowlist entry %r: max_rss_kb must be a finite number >= 0" % (entry,))
             name = entry["name"]
         else:
             raise ExposureError("allowlist entry %r must be a process name or {name, max_rss_kb}" % (entry,))
@@ -485,6 +489,18 @@ def _one_line(exc):
     return " ".join(str(exc).split())
 
 
+def _runtime_error(exc):
+    """What went wrong in a query, without the values it ran on: jmespath's type errors quote the
+    whole offending value (a process list, with its command lines)."""
+    if HAS_JMESPATH and isinstance(exc, jmespath.exceptions.JMESPathTypeError):
+        expected = [str(t) for t in exc.expected_types or []]
+        expected = ", ".join(expected[:-1]) + " or " + expected[-1] if len(expected) > 1 else "".join(expected)
+        return "in function %s(), expected %s, received %s" % (exc.function_name, expected, exc.actual_type)
+    if HAS_JMESPATH and isinstance(exc, (jmespath.exceptions.ArityError, jmespath.exceptions.UnknownFunctionError)):
+        return _one_line(exc)  # names and counts only
+    return type(exc).__name__
+
+
 def _render(value):
     if isinstance(value, str):
         return value
@@ -511,8 +527,8 @@ def run_custom_rules(compiled, document, figures, host):
         label = "custom rule %s" % rule["id"]
         try:
             result = expression.search(document)
-        except JMESPathError as exc:
-            raise ExposureError("%s: query %r failed on this host's facts: %s" % (label, rule["query"], _one_line(exc)))
+        except Exception as exc:  # pylint: disable=broad-except
+            raise ExposureError("%s: query %r failed on this host's facts: %s" % (label, rule["query"], _runtime_error(exc)))
         if not result:
             continue
         values = dict(figures)

@@ -422,13 +422,14 @@ def test_bad_custom_rule_raises_even_for_unknown_hosts():
 
 @pytest.mark.parametrize("options, text", [
     ({"no_such": 1}, "unknown exposure option 'no_such'"),
-    ({"unkillable_high_pct": -1}, "unkillable_high_pct must be a number >= 0"),
-    ({"sunreclaim_pct": "ten"}, "sunreclaim_pct must be a number >= 0"),
+    ({"unkillable_high_pct": -1}, "unkillable_high_pct must be a percentage from 0 to 100"),
+    ({"sunreclaim_pct": "ten"}, "sunreclaim_pct must be a percentage from 0 to 100"),
     ({"unkillable_high_pct": 30}, "must not be below unkillable_high_pct"),
     ({"allowlist": "sshd"}, "allowlist must be a list"),
     ({"allowlist": [5]}, "allowlist entry 5 must be a process name"),
     ({"allowlist": [{"name": "sshd", "max": 1}]}, "unknown keys: max"),
-    ({"allowlist": [{"name": "sshd", "max_rss_kb": -5}]}, "max_rss_kb must be a number >= 0"),
+    ({"allowlist": [{"name": "sshd", "max_rss_kb": -5}]}, "max_rss_kb must be a finite number >= 0"),
+    ({"allowlist": [{"name": "sshd", "max_rss_kb": float("nan")}]}, "max_rss_kb must be a finite number >= 0"),
     ({"allowlist": [""]}, "must not be empty"),
     ({"slab_growth_ignore": "dentry"}, "slab_growth_ignore must be a list of cache name patterns"),
     ({"slab_growth_ignore": [""]}, "slab_growth_ignore must be a list of cache name patterns"),
