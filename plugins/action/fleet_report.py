@@ -15,17 +15,17 @@ from ansible_collections.oomguard.fleet.plugins.plugin_utils.report import (
     FACT_KEYS,
     SAFE_LEVELS,
     ReportError,
-    atomic_write,
     build_report,
     carry_over_times,
     format_time,
     gate,
     read_results_dir,
     records_from_facts,
+    result_file_path,
     result_file_payload,
-    safe_host_filename,
     summary_lines,
     utc_now,
+    write_result_file,
 )
 from ansible_collections.oomguard.fleet.plugins.plugin_utils.report_formats import FORMATS
 from ansible_collections.oomguard.fleet.plugins.plugin_utils.report_output import output_paths, write_report
@@ -111,14 +111,15 @@ class ActionModule(ActionBase):
 
     def _write_results(self, results_dir, records):
         written = []
-        _make_dir(results_dir, "results_dir (role: oomguard_report_results_dir)")
-        for record in records:
-            payload = result_file_payload(record)
-            path = os.path.join(results_dir, safe_host_filename(record["host"]))
-            if _same_but(path, payload, "written_at"):
-                continue
-            atomic_write(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
-            written.append(path)
+        try:
+            for record in records:
+                payload = result_file_payload(record)
+                if _same_but(result_file_path(results_dir, record["host"]), payload, "written_at"):
+                    continue
+                written.append(write_result_file(results_dir, record["host"], payload))
+        except OSError as exc:
+            raise ReportError("cannot write the result files in %s (%s); point results_dir (role: oomguard_report_results_dir) "
+                              "at a writable directory" % (results_dir, exc.strerror or exc))
         return written
 
     def run(self, tmp=None, task_vars=None):

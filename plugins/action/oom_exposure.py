@@ -11,8 +11,6 @@ file, and fail the host at the gate.
 from __future__ import annotations
 
 import datetime
-import json
-import os
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.module_utils.common.text.converters import to_native
@@ -31,7 +29,7 @@ from ansible_collections.oomguard.fleet.plugins.module_utils.exposure import (
 )
 from ansible_collections.oomguard.fleet.plugins.module_utils.oom_facts import FACTS_ARGUMENT_SPEC, check_facts_params
 from ansible_collections.oomguard.fleet.plugins.plugin_utils.output import human_callback
-from ansible_collections.oomguard.fleet.plugins.plugin_utils.report import atomic_write, safe_host_filename
+from ansible_collections.oomguard.fleet.plugins.plugin_utils import report
 
 display = Display()
 
@@ -99,22 +97,15 @@ def show_lines(lines):
     return "\n".join([lines[0]] + ["    " + line for line in lines[1:]])
 
 
-def result_file_text(host, exposure, run_id, written_at):
-    record = {"schema": 1, "host": host, "run_id": run_id, "written_at": written_at, "exposure": exposure}
-    return json.dumps(record, indent=4, sort_keys=True, ensure_ascii=False) + "\n"
-
-
 def write_result_file(results_dir, host, exposure, run_id, now=None):
-    """Write ``<results_dir>/<host>.json`` atomically (mode 0640); returns its path."""
+    """Write the host's result file (``{schema, host, run_id, written_at, exposure}``); returns its path."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
+    record = {"schema": 1, "host": host, "run_id": run_id, "written_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "exposure": exposure}
     try:
-        os.makedirs(results_dir, mode=0o750, exist_ok=True)
-        path = os.path.join(results_dir, safe_host_filename(host))
-        atomic_write(path, result_file_text(host, exposure, run_id, now.strftime("%Y-%m-%dT%H:%M:%SZ")), mode=0o640)
+        return report.write_result_file(results_dir, host, record)
     except OSError as exc:
         raise AnsibleError("cannot write the result file for %s in %s (%s); point results_dir at a writable directory on the "
                            "controller" % (host, results_dir, exc.strerror or exc))
-    return path
 
 
 class ActionModule(ActionBase):

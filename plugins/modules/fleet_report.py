@@ -63,11 +63,15 @@ options:
       - The files in it are merged into the report; files that cannot be read or do not follow the format are
         skipped and listed in RV(problems) and in every report format.
       - With O(write_results), the hosts of this run are written to it too, so other runs can merge them.
+      - A file that is not JSON, not valid UTF-8, holds a lone surrogate, is nested too deeply, is larger than
+        16 MiB or is not a regular file is skipped and listed too; it never stops the report.
     type: path
   write_results:
     description:
       - Write a result file into O(results_dir) for every host this play assessed or lost.
       - Hosts with no result in this play get no file, so they do not hide a result another run wrote.
+      - Names as M(oomguard.fleet.oom_exposure) does (C(web/1) writes C(web_1~<hash>.json)); mode C(0640).
+      - Not in check mode (the changes such a file records were not made).
     type: bool
     default: true
   prometheus_path:

@@ -73,6 +73,9 @@ options:
     description:
       - Directory on the controller for the host's result file C(<host>.json) (mode C(0640), written atomically;
         the directory is created with mode C(0750)). Unset, no file is written.
+      - A host name that is not already a safe lower-case file name gets C(~) and 16 hex digits of its SHA-256
+        (C(web/1) writes C(web_1~<hash>.json)), so names that sanitise alike never share a file; the report role
+        names the files the same way.
     type: path
   run_id:
     description:

@@ -13,10 +13,12 @@ through :func:`redact_text` on the way in.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import math
 import os
 import re
+import stat
 import tempfile
 
 from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import REDACTED, redact_args
@@ -64,6 +66,9 @@ _REDACTIONS = (
 
 # Line breaks and other control characters would break a CSV row, a Markdown table or a console line.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# A lone surrogate (undecodable bytes a host sent, or a \ud800 escape in a file) cannot be
+# written as UTF-8: every output would fail on it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class ReportError(Exception):
@@ -89,7 +94,7 @@ def redact_text(value):
 def _text(value, limit=_MAX_TEXT):
     if value is None or isinstance(value, (dict, list, tuple, set)):
         return None
-    text = _CONTROL.sub(" ", redact_text(value))
+    text = _CONTROL.sub(" ", _SURROGATE.sub("\ufffd", redact_text(value)))
     if len(text) > limit:
         text = text[:limit - 3] + "..."
     return text
@@ -129,11 +134,11 @@ def parse_time(value):
         text = text[:-1] + "+00:00"
     try:
         stamp = datetime.datetime.fromisoformat(text)
-    except ValueError:
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=datetime.timezone.utc)
+        return stamp.astimezone(datetime.timezone.utc)
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 shifted out of range by its offset
         return None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=datetime.timezone.utc)
-    return stamp.astimezone(datetime.timezone.utc)
 
 
 def format_time(stamp):
@@ -471,10 +476,84 @@ def summary_lines(report, worst=5):
 
 # ---- files ---------------------------------------------------------------
 
+# Result files are small (lists are cut at 200 rows); anything far larger is not one.
+MAX_RESULT_BYTES = 16 * 1024 * 1024
+RESULT_FILE_MODE = 0o640
+RESULT_DIR_MODE = 0o750
+_NAME_KEEP = re.compile(r"[^A-Za-z0-9._@:+-]")
+_NAME_MAX = 100
+# Only a \uD800-\uDFFF escape can decode to a lone surrogate (raw ones are invalid UTF-8).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def safe_host_filename(host):
-    """``<host>.json`` with path separators and leading dots made harmless."""
-    name = re.sub(r"[^A-Za-z0-9._@:+-]", "_", host).lstrip(".") or "_"
-    return name + ".json"
+    """The result file name of an inventory host: one file per host, readable by people.
+
+    A name that is already a safe lower-case file name is kept (``web01.json``). Any other
+    name (path separators, spaces, leading dots, capitals, very long) is made safe and gets
+    ``~`` and the first 16 hex digits of the SHA-256 of the exact name, so ``web/1``,
+    ``web_1`` and ``Web_1`` get three files, also on case-insensitive file systems. Kept
+    names never contain ``~``, so the two kinds never meet. The exact name is the ``host``
+    inside the file.
+    """
+    readable = _NAME_KEEP.sub("_", host).lstrip(".")[:_NAME_MAX] or "_"
+    if readable == host and host == host.lower():
+        return host + ".json"
+    digest = hashlib.sha256(host.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return "%s~%s.json" % (readable, digest)
+
+
+def result_file_path(results_dir, host):
+    """``<results_dir>/<safe_host_filename(host)>``: the one place both writers take the name from."""
+    return os.path.join(results_dir, safe_host_filename(host))
+
+
+def result_file_text(payload):
+    """A result file's text: JSON, valid UTF-8 whatever the host sent (lone surrogates become U+FFFD)."""
+    return _SURROGATE.sub("\ufffd", json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False)) + "\n"
+
+
+def write_result_file(results_dir, host, payload):
+    """Write ``payload`` as the result file of ``host`` (mode 0640; the directory is made 0750); return its path.
+
+    Raises OSError; the callers say which option to fix.
+    """
+    os.makedirs(results_dir, mode=RESULT_DIR_MODE, exist_ok=True)
+    path = result_file_path(results_dir, host)
+    atomic_write(path, result_file_text(payload), mode=RESULT_FILE_MODE)
+    return path
+
+
+def _read_result_file(full):
+    """The decoded JSON of one result file; ReportError says why it is not one."""
+    try:
+        fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the report
+    except OSError as exc:
+        raise ReportError("unreadable: %s" % (exc.strerror or exc))
+    try:
+        is_file = stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        is_file = False
+    if not is_file:
+        os.close(fd)
+        raise ReportError("not a regular file")
+    with os.fdopen(fd, "rb") as handle:
+        raw = handle.read(MAX_RESULT_BYTES + 1)
+    if len(raw) > MAX_RESULT_BYTES:
+        raise ReportError("larger than %d bytes; a result file is far smaller, so this is not one" % MAX_RESULT_BYTES)
+    try:
+        text = raw.decode("utf-8")
+        data = json.loads(text)
+    except RecursionError:
+        raise ReportError("nested too deeply to be a result file")
+    except ValueError as exc:  # also UnicodeDecodeError and integers too long to convert
+        raise ReportError("unreadable: %s" % exc)
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ReportError("contains a lone surrogate (%r), which is not text; write the file again" % exc.object[exc.start:exc.end])
+    return data
 
 
 def read_results_dir(path):
@@ -489,15 +568,14 @@ def read_results_dir(path):
     for name in names:
         if not name.endswith(".json") or name.startswith("."):
             continue
-        full = os.path.join(path, name)
         try:
-            with open(full, "rb") as handle:
-                data = json.loads(handle.read().decode("utf-8"))
-            records.append(parse_result(data, name))
+            record = parse_result(_read_result_file(os.path.join(path, name)), name)
+            host_entry(record["host"], record)  # what the report does with it later must not fail either
+            records.append(record)
         except ReportError as exc:
-            problems.append({"file": name, "error": str(exc).split(": ", 1)[-1]})
-        except (OSError, ValueError) as exc:
-            problems.append({"file": name, "error": "unreadable: %s" % (getattr(exc, "strerror", None) or exc)})
+            problems.append({"file": name, "error": str(exc)[len(name) + 2:] if str(exc).startswith(name + ": ") else str(exc)})
+        except Exception as exc:  # pylint: disable=broad-except  # one bad file never ends the report
+            problems.append({"file": name, "error": "unreadable: %s: %s" % (type(exc).__name__, exc)})
     return records, problems
 
 

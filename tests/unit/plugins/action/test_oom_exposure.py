@@ -25,6 +25,7 @@ from ansible_collections.oomguard.fleet.plugins.module_utils.exposure import DEF
 from ansible_collections.oomguard.fleet.plugins.module_utils.oom_facts import FACTS_ARGUMENT_SPEC, gather_oom_facts
 from ansible_collections.oomguard.fleet.plugins.module_utils.slabinfo import gather_slabinfo_facts
 from ansible_collections.oomguard.fleet.plugins.modules import oom_exposure as docs
+from ansible_collections.oomguard.fleet.plugins.plugin_utils import report as rp
 from ansible_collections.oomguard.fleet.tests.unit.procfs_tree import slabinfo_text, vendor_tree
 
 GIB = 1024 * 1024
@@ -219,9 +220,11 @@ def test_result_file_written_for_failed_and_unknown_hosts_and_in_check_mode(harn
 
     harness.outcome = AnsibleConnectionFailure("refused")
     harness.run(results_dir=str(results), task_vars={"inventory_hostname": "lost/../01", "oomguard_run_id": "from-var"})
-    record = json.loads((results / "lost_.._01.json").read_text())
+    lost = rp.safe_host_filename("lost/../01")
+    assert lost.startswith("lost_.._01~")
+    record = json.loads((results / lost).read_text())
     assert record["exposure"]["level"] == "unknown" and record["run_id"] == "from-var"
-    assert sorted(os.listdir(str(results))) == ["lost_.._01.json", "web01.json"]   # no temporary files left
+    assert sorted(os.listdir(str(results))) == [lost, "web01.json"]   # no temporary files left
 
 
 def test_unwritable_results_dir_fails_with_what_to_do(harness):

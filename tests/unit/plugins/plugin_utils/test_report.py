@@ -259,8 +259,8 @@ def test_read_results_dir_not_a_directory(tmp_path):
 
 
 @pytest.mark.parametrize("host,expected", [
-    ("web01", "web01.json"), ("../etc/passwd", "_etc_passwd.json"), ("..", "_.json"), ("a b/c", "a_b_c.json"),
-    ("db01.example.com", "db01.example.com.json"),
+    ("web01", "web01.json"), ("../etc/passwd", "_etc_passwd~7fef78f53440346c.json"), ("..", "_~5ec1f7e700f37c3d.json"),
+    ("a b/c", "a_b_c~539138d518391ec4.json"), ("db01.example.com", "db01.example.com.json"),
 ])
 def test_safe_host_filename(host, expected):
     assert rp.safe_host_filename(host) == expected
