@@ -10,7 +10,7 @@ export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
 export PYTHONPATH := $(TOP)/.build/collections
 PYTEST := $(VENV)/bin/python -m pytest -p no:cacheprovider --import-mode=importlib
 
-.PHONY: demo test check bootstrap bootstrap-demo unit system sanity units lint molecule compat bench clean
+.PHONY: demo test check bootstrap bootstrap-demo unit system sanity units lint galaxy molecule compat bench clean
 
 bootstrap:
 	@scripts/bootstrap.sh test
@@ -22,7 +22,7 @@ demo: bootstrap-demo
 	@scripts/demo.sh
 
 test: bootstrap
-	$(MAKE) unit system sanity units lint molecule compat
+	$(MAKE) unit system sanity units lint galaxy molecule compat
 	@echo "make test: all suites passed"
 
 # The fast inner loop for developers: unit tests, lint, and sanity of the files changed since HEAD.
@@ -47,6 +47,10 @@ units:
 lint:
 	ansible-lint --profile production --offline
 
+# Galaxy's own import check on the built tarball (galaxy-importer, in .venv-galaxy).
+galaxy:
+	scripts/galaxy-import.sh
+
 molecule:
 	cd extensions && molecule test --all
 
@@ -58,4 +62,4 @@ bench: bootstrap
 	@for b in tests/bench/bench_*.py; do $(VENV)/bin/python "$$b" || exit 1; done
 
 clean:
-	rm -rf .build tests/output artifacts .venv-compat
+	rm -rf .build tests/output artifacts .venv-compat .venv-galaxy
