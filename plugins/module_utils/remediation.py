@@ -15,6 +15,9 @@ __metaclass__ = type
 import errno
 import os
 import re
+import select
+import signal
+import time
 
 from ansible_collections.oomguard.fleet.plugins.module_utils import procfs
 
@@ -26,6 +29,13 @@ CAP_SYS_RESOURCE = 24
 
 # Unit types whose exec context carries OOMScoreAdjust= (systemd.exec(5)); scopes and slices do not.
 PERSISTABLE_SUFFIXES = (".service", ".socket", ".mount", ".swap")
+UNIT_TYPES = ("service", "socket", "device", "mount", "automount", "swap", "target", "path", "timer", "slice", "scope")
+UNIT_NAME_MAX = 255
+# systemd.unit(5): "prefix[@instance].type"; prefix and instance use ASCII letters, digits, ":", "-", "_", ".", "\\"
+# (the instance may also hold "@"); an empty instance names a template.
+_UNIT_NAME = re.compile(r"^[A-Za-z0-9:_.\\-]+(?:@[A-Za-z0-9:_.\\@-]*)?\.(?:%s)\Z" % "|".join(UNIT_TYPES))
+# How long a cmdline= regular expression may take over all command lines of a host.
+CMDLINE_MATCH_SECONDS = 5.0
 
 
 class RemediationError(Exception):
@@ -43,6 +53,17 @@ def value_error(value):
     if not OOM_SCORE_ADJ_MIN <= value <= OOM_SCORE_ADJ_MAX:
         return ("value %d is out of range: oom_score_adj must be from -1000 (never OOM-kill) to 1000 "
                 "(kill first); 0 is the kernel default" % value)
+    return None
+
+
+def unit_name_error(unit):
+    """Return why ``unit`` is not a valid systemd unit name, or None."""
+    if unit is None:
+        return None
+    if len(unit) > UNIT_NAME_MAX or not _UNIT_NAME.match(unit):
+        return ("unit %r is not a valid systemd unit name: it must be NAME.TYPE or NAME@INSTANCE.TYPE (at most %d "
+                "characters: ASCII letters, digits and ':-_.\\'; TYPE one of %s), as systemctl list-units shows it"
+                % (unit, UNIT_NAME_MAX, ", ".join(UNIT_TYPES)))
     return None
 
 
@@ -84,34 +105,66 @@ def has_cap_sys_resource(proc_path="/proc"):
     return bool(match) and bool(int(match.group(1), 16) & (1 << CAP_SYS_RESOURCE))
 
 
+class ProcessGone(Exception):
+    """The process exited (its /proc entry is gone, or the kernel answered ESRCH)."""
+
+
+def read_proc_file(base, name):
+    """Bytes of ``<base>/<name>`` for the process directory ``base``.
+
+    Raises ProcessGone only when the process is gone: ESRCH, or ENOENT once its directory has
+    disappeared. Anything else (a permission, a file missing from a directory that is still
+    there) is a RemediationError that says what to do.
+    """
+    path = os.path.join(base, name)
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        if exc.errno == errno.ESRCH or (exc.errno == errno.ENOENT and not os.path.isdir(base)):
+            raise ProcessGone(path)
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise RemediationError("Failed to read %s: %s. Reading another user's processes needs root: run the task "
+                                   "with become: true." % (path, exc.strerror or exc))
+        raise RemediationError("Failed to read %s: %s" % (path, exc.strerror or exc))
+
+
+def _text(data):
+    return data.decode("utf-8", "replace")
+
+
+def cmdline_text(data):
+    return data.replace(b"\0", b" ").decode("utf-8", "replace").strip()
+
+
 def read_process(proc_path, pid):
-    """One process as {pid, name, cmdline, unit, oom_score_adj, starttime, kthread}; None if it vanished.
+    """One process as {pid, name, cmdline, unit, oom_score_adj, starttime, kthread}; None when it is gone.
 
     ``starttime`` (stat field 22, clock ticks after boot) tells a pid apart from a later
-    process that reuses it.
+    process that reuses it. A file that cannot be read or parsed for another reason than the
+    process having exited raises RemediationError: a permission problem is not a vanished process.
     """
     base = os.path.join(proc_path, str(pid))
     try:
-        stat_text = read_text(os.path.join(base, "stat"))
-        adj_text = read_text(os.path.join(base, "oom_score_adj"))
-        cgroup = read_text(os.path.join(base, "cgroup")) or ""
-        with open(os.path.join(base, "cmdline"), "rb") as handle:
-            cmdline = handle.read()
-    except OSError:  # ENOENT/ESRCH: exited between listdir and open
-        return None
-    if stat_text is None or adj_text is None:
+        stat_text = _text(read_proc_file(base, "stat"))
+        adj_text = _text(read_proc_file(base, "oom_score_adj"))
+        cgroup = _text(read_proc_file(base, "cgroup"))
+        cmdline = read_proc_file(base, "cmdline")
+    except ProcessGone:
         return None
     try:
         stat = procfs.parse_stat(stat_text, os.path.join(base, "stat"))
         starttime = int(stat_text[stat_text.rfind(")") + 2:].split()[19])
         unit = procfs.cgroup_unit(cgroup, os.path.join(base, "cgroup"))
         adj = procfs.parse_int(adj_text, os.path.join(base, "oom_score_adj"))
-    except (procfs.ProcParseError, ValueError, IndexError):
-        return None
+    except procfs.ProcParseError as exc:
+        raise RemediationError("Failed to parse %s" % exc)
+    except (ValueError, IndexError):
+        raise RemediationError("Failed to parse %s: no start time (field 22)" % os.path.join(base, "stat"))
     return {
         "pid": int(pid),
         "name": stat["comm"],
-        "cmdline": cmdline.replace(b"\0", b" ").decode("utf-8", "replace").strip(),
+        "cmdline": cmdline_text(cmdline),
         "unit": unit,
         "oom_score_adj": adj,
         "starttime": starttime,
@@ -119,11 +172,66 @@ def read_process(proc_path, pid):
     }
 
 
-def select_processes(proc_path, pid=None, name=None, unit=None, cmdline=None):
+class _MatchTimeout(Exception):
+    pass
+
+
+def bounded_matches(pattern, texts, seconds=CMDLINE_MATCH_SECONDS):
+    """[bool, ...]: whether ``pattern`` (compiled) is found in each text, within ``seconds`` for all.
+
+    Python's regular expressions backtrack: ``(a+)+$`` takes twice as long with each further
+    character and no signal-free timeout exists. The matching therefore runs in a forked child
+    that is killed when the time is up; that raises RemediationError instead of hanging the host.
+    """
+    if not texts:
+        return []
+    read_fd, write_fd = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's coverage is not collected
+        status = 1
+        try:
+            os.close(read_fd)
+            data = bytes(bytearray(1 if pattern.search(text) else 0 for text in texts))
+            while data:
+                data = data[os.write(write_fd, data):]
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_fd)
+    chunks, done = [], False
+    try:
+        deadline = time.monotonic() + seconds
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([read_fd], [], [], remaining)[0]:
+                raise _MatchTimeout()
+            chunk = os.read(read_fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        done = True
+    except _MatchTimeout:
+        raise RemediationError(
+            "cmdline %r did not finish matching %d command line(s) within %g seconds: the expression backtracks "
+            "catastrophically (nested or overlapping repetition such as (a+)+ or (a|a)*). Nothing was changed. Use a "
+            "simpler expression, such as a plain word or an anchored prefix (^/usr/bin/java )."
+            % (pattern.pattern, len(texts), seconds))
+    finally:
+        os.close(read_fd)
+        if not done:
+            os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+    result = b"".join(chunks)
+    if len(result) != len(texts):
+        raise RemediationError("cmdline %r: matching the command lines failed" % pattern.pattern)
+    return [flag == 1 for flag in bytearray(result)]
+
+
+def select_processes(proc_path, pid=None, name=None, unit=None, cmdline=None, match_seconds=None):
     """Processes matching every given selector (kernel threads never match).
 
     Returns (processes, vanished_count); ``cmdline`` is a regular expression searched in the
-    space-joined command line.
+    space-joined command line, within ``match_seconds`` for all processes (bounded_matches).
     """
     try:
         pattern = re.compile(cmdline) if cmdline else None
@@ -133,12 +241,25 @@ def select_processes(proc_path, pid=None, name=None, unit=None, cmdline=None):
         pids = [pid]
     else:
         pids = sorted(int(entry) for entry in os.listdir(proc_path) if procfs.is_decimal(entry))
-    found, vanished = [], 0
+    # First the one file a selector needs, then every file of the processes left.
+    survivors, texts, vanished = [], [], 0
     for candidate in pids:
-        quick = _quick_filter(proc_path, candidate, name, pattern)
-        if quick == "no":
+        base = os.path.join(proc_path, str(candidate))
+        try:
+            if name is not None and _comm(_text(read_proc_file(base, "stat"))) != name:
+                continue
+            if pattern is not None:
+                texts.append(cmdline_text(read_proc_file(base, "cmdline")))
+        except ProcessGone:
+            vanished += 1 if pid is None else 0
             continue
-        proc = read_process(proc_path, candidate) if quick == "maybe" else None
+        survivors.append(candidate)
+    if pattern is not None:
+        seconds = CMDLINE_MATCH_SECONDS if match_seconds is None else match_seconds
+        survivors = [c for c, hit in zip(survivors, bounded_matches(pattern, texts, seconds)) if hit]
+    found = []
+    for candidate in survivors:
+        proc = read_process(proc_path, candidate)
         if proc is None:
             vanished += 1 if pid is None else 0
             continue
@@ -147,8 +268,6 @@ def select_processes(proc_path, pid=None, name=None, unit=None, cmdline=None):
         if name is not None and proc["name"] != name:
             continue
         if unit is not None and proc["unit"] != unit:
-            continue
-        if pattern is not None and not pattern.search(proc["cmdline"]):
             continue
         found.append(proc)
     return found, vanished
@@ -174,23 +293,8 @@ def select_listed(proc_path, targets):
     return found, gone
 
 
-def _quick_filter(proc_path, pid, name, pattern):
-    """Reject on the one file a selector needs before reading all of them: 'no', 'maybe' or 'gone'."""
-    base = os.path.join(proc_path, str(pid))
-    try:
-        if pattern is not None:
-            with open(os.path.join(base, "cmdline"), "rb") as handle:
-                if not pattern.search(handle.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()):
-                    return "no"
-        if name is not None:
-            stat_text = read_text(os.path.join(base, "stat"))
-            if stat_text is None:
-                return "gone"
-            if stat_text[stat_text.find("(") + 1:stat_text.rfind(")")] != name:
-                return "no"
-    except OSError:
-        return "gone"
-    return "maybe"
+def _comm(stat_text):
+    return stat_text[stat_text.find("(") + 1:stat_text.rfind(")")]
 
 
 def plan(processes, value, persist, systemd_dir, unit=None):

@@ -141,7 +141,10 @@ def main():
         module.exit_json(**result)
     if params["rollback_run_id"] and not jr.change_intents(records, target):
         module.warn("The journal %s records no change for run %s; nothing to roll back" % (params["journal"], target))
-    the_plan = rb.plan_rollback(records, target, params["proc_path"])
+    try:
+        the_plan = rb.plan_rollback(records, target, params["proc_path"])
+    except rem.RemediationError as exc:
+        module.fail_json(msg="Failed to read what to restore: %s" % exc, **result)
     result.update(already_rolled_back=the_plan["already"], not_restored=the_plan["not_restored"])
     result["changed"] = bool(the_plan["dropins"] or the_plan["runtime"])
     if module._diff:

@@ -21,7 +21,9 @@ description:
     a restart.
   - Each change is first appended to an on-host journal and fsynced, so that M(oomguard.fleet.oom_rollback)
     can undo the run even when it was killed half way. A lock keeps two runs off one host.
-  - A process that exits while the module runs is reported in RV(vanished), never an error.
+  - A process that exits while the module runs is reported in RV(vanished), never an error. A process that cannot
+    be read for another reason (a permission, or C(hidepid) on C(/proc)) fails the task; run it with C(become).
+  - What to change is read again under the host lock, so a run that waited for another one acts on what that one left.
 author:
   - oomguard.fleet contributors (@oomguard)
 extends_documentation_fragment:
@@ -39,10 +41,14 @@ options:
     description:
       - Select processes that run in this systemd unit (from C(/proc/<pid>/cgroup)), for example V(app.service).
       - With O(persist=systemd) the unit's drop-in is written even when none of its processes runs.
+      - Must be a valid systemd unit name (C(NAME.TYPE) or C(NAME@INSTANCE.TYPE), ASCII letters, digits and C(:-_.\),
+        at most 255 characters); anything else, such as V(../../x.service), is an error.
     type: str
   cmdline:
     description:
       - Select processes whose command line (arguments joined by spaces) matches this Python regular expression.
+      - Matching all command lines of the host may take at most 5 seconds. An expression that backtracks
+        catastrophically (such as V((a+\)+$)) fails the task before anything is changed, instead of hanging the host.
     type: str
   processes:
     description:
@@ -194,6 +200,44 @@ from ansible_collections.oomguard.fleet.plugins.module_utils.common import remed
 SELECTORS = ["pid", "name", "unit", "cmdline"]
 
 
+def select_and_plan(params, result):
+    """Read the host and decide what to change; fills result's matched, unpersisted and vanished."""
+    if params["processes"] is not None:
+        processes, result["vanished"] = rem.select_listed(params["proc_path"], params["processes"])
+    else:
+        processes = rem.select_processes(params["proc_path"], params["pid"], params["name"], params["unit"], params["cmdline"])[0]
+    result["matched"] = [dict((k, p[k]) for k in ("pid", "name", "unit", "oom_score_adj")) for p in processes]
+    the_plan = rem.plan(processes, params["value"], params["persist"], rem.systemd_dir(params["root"]), params["unit"])
+    result["unpersisted"] = [dict((k, item[k]) for k in ("pid", "name", "unit")) for item in the_plan["unpersisted"]]
+    return the_plan
+
+
+def planned_change(the_plan):
+    return bool(the_plan["runtime"] or the_plan["dropins"])
+
+
+def warn_about(module, result, the_plan):
+    for item in the_plan["unpersisted"]:
+        module.warn("pid %d (%s) has no systemd service unit (%s): its oom_score_adj is set at runtime only and will "
+                    "not survive a restart of the process" % (item["pid"], item["name"], item["unit"] or "no unit"))
+    if not result["matched"] and not the_plan["dropins"]:
+        module.warn("No process matched the selectors; nothing to do")
+    for item in result["vanished"]:
+        module.warn("pid %d (%s) is gone or runs another command now; left alone" % (item["pid"], item["name"]))
+
+
+def finish_unchanged(module, params, result, the_plan):
+    """Check mode, or nothing to change: report the plan and exit."""
+    warn_about(module, result, the_plan)
+    result["changed"] = planned_change(the_plan)
+    if module._diff:
+        result["diff"] = rem.plan_diff(the_plan)
+    done = {"processes": the_plan["runtime"], "dropins": [
+        {"unit": d["unit"], "path": d["path"], "action": "created" if d["previous"] is None else "updated"} for d in the_plan["dropins"]]}
+    result.update(changes=rem.contract_changes(the_plan, done, params["persist"]), dropins=done["dropins"])
+    module.exit_json(**result)
+
+
 def main():
     argument_spec = remediation_argument_spec()
     argument_spec.update(
@@ -208,46 +252,41 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, required_one_of=[SELECTORS + ["processes"]],
                            mutually_exclusive=[["processes", selector] for selector in SELECTORS], supports_check_mode=True)
     params = module.params
-    problem = rem.value_error(params["value"])
+    problem = rem.value_error(params["value"]) or rem.unit_name_error(params["unit"])
     if problem:
         module.fail_json(msg=problem)
     run_id = params["run_id"] or jr.new_run_id()
     result = dict(changed=False, run_id=run_id, journal=params["journal"], changes=[], matched=[], dropins=[],
                   unpersisted=[], vanished=[], daemon_reload=False, restarted=[])
     try:
-        if params["processes"] is not None:
-            processes, result["vanished"] = rem.select_listed(params["proc_path"], params["processes"])
-        else:
-            processes = rem.select_processes(params["proc_path"], params["pid"], params["name"], params["unit"], params["cmdline"])[0]
-        result["matched"] = [dict((k, p[k]) for k in ("pid", "name", "unit", "oom_score_adj")) for p in processes]
-        the_plan = rem.plan(processes, params["value"], params["persist"], rem.systemd_dir(params["root"]), params["unit"])
+        the_plan = select_and_plan(params, result)
     except rem.RemediationError as exc:
         module.fail_json(msg="Failed to select processes: %s" % exc, **result)
     except OSError as exc:
         module.fail_json(msg="Failed to read %s: %s (run with become: true if it is a permission problem)"
                          % (exc.filename or params["proc_path"], exc.strerror or exc), **result)
-    result["unpersisted"] = [dict((k, item[k]) for k in ("pid", "name", "unit")) for item in the_plan["unpersisted"]]
-    for item in the_plan["unpersisted"]:
-        module.warn("pid %d (%s) has no systemd service unit (%s): its oom_score_adj is set at runtime only and will "
-                    "not survive a restart of the process" % (item["pid"], item["name"], item["unit"] or "no unit"))
-    if not processes and not the_plan["dropins"]:
-        module.warn("No process matched the selectors; nothing to do")
-    for item in result["vanished"]:
-        module.warn("pid %d (%s) is gone or runs another command now; left alone" % (item["pid"], item["name"]))
-    result["changed"] = bool(the_plan["runtime"] or the_plan["dropins"])
-    if module._diff:
-        result["diff"] = rem.plan_diff(the_plan)
-    if module.check_mode or not result["changed"]:
-        done = {"processes": the_plan["runtime"], "dropins": [
-            {"unit": d["unit"], "path": d["path"], "action": "created" if d["previous"] is None else "updated"} for d in the_plan["dropins"]]}
-        result.update(changes=rem.contract_changes(the_plan, done, params["persist"]), dropins=done["dropins"])
-        module.exit_json(**result)
+    if module.check_mode or not planned_change(the_plan):
+        finish_unchanged(module, params, result, the_plan)
 
     def act(journal):
-        return rem.apply(the_plan, journal, params["proc_path"], rem.systemd_running(params["root"]),
+        # What changes is decided again under the lock: another run may have changed the host since the look above.
+        try:
+            locked_plan = select_and_plan(params, result)
+        except rem.RemediationError as exc:
+            raise rem.RemediationError("Failed to select processes: %s" % exc)
+        plans.append(locked_plan)
+        if not planned_change(locked_plan):
+            return rem.new_outcome()
+        return rem.apply(locked_plan, journal, params["proc_path"], rem.systemd_running(params["root"]),
                          module.run_command, params["restart"])
 
+    plans = []
     outcome, error = run_locked(params["journal"], run_id, "remediate", act)
+    if plans:
+        the_plan = plans[0]
+    warn_about(module, result, the_plan)
+    if module._diff:
+        result["diff"] = rem.plan_diff(the_plan)
     # What was done, not what was planned: a run that failed before its first change (the lock is held,
     # the journal cannot be written) changed nothing.
     result["changed"] = bool(outcome and (outcome["processes"] or outcome["dropins"]))

@@ -68,15 +68,49 @@ def test_read_process(proc):
     assert rem.read_process(proc, 31337) is None
 
 
-def test_read_process_treats_broken_files_as_gone(proc):
+def test_read_process_a_missing_or_broken_file_is_an_error_not_a_vanished_process(proc):
+    """Only a process that is gone is "vanished"; a file missing from a directory that is still there, or
+    one that does not parse, is an error naming the file."""
     os.unlink(os.path.join(proc, "77", "oom_score_adj"))
-    assert rem.read_process(proc, 77) is None
+    with pytest.raises(rem.RemediationError, match=r"Failed to read .*/77/oom_score_adj: No such file"):
+        rem.read_process(proc, 77)
     with open(os.path.join(proc, "90", "stat"), "w", encoding="utf-8") as handle:
         handle.write("garbage without comm\n")
-    assert rem.read_process(proc, 90) is None
+    with pytest.raises(rem.RemediationError, match=r"Failed to parse .*/90/stat"):
+        rem.read_process(proc, 90)
 
 
-def test_selectors_combine(proc):
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EPERM])
+def test_a_permission_error_is_an_error_that_says_become(proc, monkeypatch, code):
+    real_open = open
+
+    def hidepid(path, mode="r", **kw):
+        if path.endswith("4242/stat"):
+            raise PermissionError(code, os.strerror(code), path)
+        return real_open(path, mode, **kw)
+
+    monkeypatch.setattr(rem, "open", hidepid, raising=False)
+    for call in (lambda: rem.read_process(proc, 4242), lambda: rem.select_processes(proc, name="java"),
+                 lambda: rem.select_listed(proc, [{"pid": 4242, "name": "java"}])):
+        with pytest.raises(rem.RemediationError, match=r"4242/stat: .*run the task with become: true"):
+            call()
+
+
+def test_esrch_and_a_vanished_directory_are_gone(proc, monkeypatch):
+    real_open = open
+
+    def exited(path, mode="r", **kw):
+        if "/4242/" in path:
+            raise ProcessLookupError(errno.ESRCH, "No such process", path)
+        return real_open(path, mode, **kw)
+
+    monkeypatch.setattr(rem, "open", exited, raising=False)
+    assert rem.read_process(proc, 4242) is None
+    shutil.rmtree(os.path.join(proc, "77"))
+    assert rem.read_process(proc, 77) is None
+
+
+def test_selectors_combine(proc, monkeypatch):
     def pids(**kw):
         return [p["pid"] for p in rem.select_processes(proc, **kw)[0]]
 
@@ -86,7 +120,8 @@ def test_selectors_combine(proc):
     assert pids(cmdline=r"-Xmx\d+g") == [4242]
     assert pids(pid=77) == [77] and pids(pid=77, name="java") == [] and pids(pid=2) == []
     shutil.rmtree(os.path.join(proc, "4243"))
-    os.makedirs(os.path.join(proc, "555"))  # listed, then gone: counted
+    real_listdir = os.listdir
+    monkeypatch.setattr(rem.os, "listdir", lambda path: real_listdir(path) + ["555"])  # listed, then gone: counted
     found, vanished = rem.select_processes(proc, name="java")
     assert [p["pid"] for p in found] == [4242] and vanished == 1
     found, vanished = rem.select_processes(proc, cmdline="java")
@@ -286,3 +321,36 @@ def test_refused_rollback_is_not_marked_complete(proc, tmp_path, monkeypatch):
 
 def test_rollback_of_an_empty_journal():
     assert rb.plan_rollback([], None, "/proc") == {"run_id": None, "already": False, "dropins": [], "runtime": [], "not_restored": []}
+
+
+@pytest.mark.parametrize("unit", ["../../x.service", "app", "app.service/../x.service", "a b.service", ".service",
+                                  "app.unknown", "x" * 250 + ".service", "app.service\n", ""])
+def test_invalid_unit_names(unit):
+    assert "is not a valid systemd unit name" in rem.unit_name_error(unit)
+
+
+@pytest.mark.parametrize("unit", [None, "app.service", "getty@tty1.service", "getty@.service", "dev-sda1.swap",
+                                  "systemd-fsck@dev-disk-by\\x2duuid-1.service", "a:b_c.d-e.socket", "x" * 247 + ".service"])
+def test_valid_unit_names(unit):
+    assert rem.unit_name_error(unit) is None
+
+
+def test_catastrophic_cmdline_regex_is_bounded(proc):
+    """(a+)+$ against 40 a's and a '!' takes 2^40 steps in Python's re; the bound ends it."""
+    build_proc_tree(proc, processes=[{"pid": 500, "comm": "evil", "oom_score_adj": 0, "cmdline": ["a" * 40 + "!"]}])
+    import time
+
+    start = time.monotonic()
+    with pytest.raises(rem.RemediationError, match=r"did not finish matching .* within 0.5 seconds.*backtracks catastrophically"):
+        rem.select_processes(proc, cmdline=r"(a+)+$", match_seconds=0.5)
+    assert time.monotonic() - start < 5
+    found = rem.select_processes(proc, cmdline=r"^a+!$", match_seconds=0.5)[0]
+    assert [p["pid"] for p in found] == [500]
+
+
+def test_bounded_matches_many_texts():
+    import re
+
+    texts = ["x%d" % i for i in range(100000)]  # more than one pipe buffer of answers
+    flags = rem.bounded_matches(re.compile(r"7$"), texts)
+    assert len(flags) == 100000 and sum(flags) == 10000 and rem.bounded_matches(re.compile("x"), []) == []

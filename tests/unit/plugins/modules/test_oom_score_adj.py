@@ -107,7 +107,7 @@ def test_lock_held_fails_and_changes_nothing(host):
 def test_unwritable_journal_fails_before_any_change(host, tmp_path):
     (tmp_path / "blocker").write_text("")
     failed, result = run_module(oom_score_adj.main, dict(host, pid=4242, value=0, journal=str(tmp_path / "blocker" / "j.jsonl")))
-    assert failed and "Failed to create the journal directory" in result["msg"] and adj(host, 4242) == -1000
+    assert failed and "Cannot use the journal directory" in result["msg"] and "blocker is a file" in result["msg"] and adj(host, 4242) == -1000
 
 
 def test_dropin_write_failure_is_reported_with_what_was_done(host):
@@ -197,3 +197,81 @@ def test_a_rollback_with_things_not_restored_is_not_read_as_skipped(host):
     failed, result = run_module(oom_rollback.main, host)
     assert not failed and result["changed"] is True and "skipped" not in result
     assert [item["pid"] for item in result["not_restored"]] == [4242]
+
+
+@pytest.mark.parametrize("unit", ["../../x.service", "app", "a/b.service"])
+def test_an_invalid_unit_name_is_an_error(host, unit):
+    failed, result = run_module(oom_score_adj.main, dict(host, unit=unit, value=0, persist="systemd"))
+    assert failed and "is not a valid systemd unit name" in result["msg"]
+    assert not os.path.exists(host["root"]) and not os.path.exists(host["journal"])
+
+
+def test_a_catastrophic_cmdline_regex_fails_before_any_change(host, monkeypatch):
+    from ansible_collections.oomguard.fleet.plugins.module_utils import remediation
+
+    monkeypatch.setattr(remediation, "CMDLINE_MATCH_SECONDS", 0.5)
+    build_proc_tree(host["proc_path"], processes=[{"pid": 500, "comm": "evil", "oom_score_adj": -1000,
+                                                   "cmdline": ["a" * 40 + "!"]}])
+    failed, result = run_module(oom_score_adj.main, dict(host, cmdline=r"(a+)+$", value=0))
+    assert failed and "backtracks catastrophically" in result["msg"] and adj(host, 500) == -1000
+    assert not os.path.exists(host["journal"])
+
+
+def another_run_sets(monkeypatch, host, pid, value):
+    """Make the host lock's acquisition look like another run that held it and set ``pid`` to ``value``."""
+    real_acquire = jr.RunLock.acquire
+
+    def acquire_after_another_run(lock):
+        held = real_acquire(lock)
+        with open(os.path.join(host["proc_path"], str(pid), "oom_score_adj"), "w", encoding="utf-8") as handle:
+            handle.write("%d\n" % value)
+        return held
+
+    monkeypatch.setattr(jr.RunLock, "acquire", acquire_after_another_run)
+
+
+def test_the_plan_is_read_under_the_lock(host, monkeypatch):
+    """Another run changed the process between the module's first look and its lock: the change and
+    its journal record use what was read under the lock (old 500), not the stale -1000."""
+    another_run_sets(monkeypatch, host, 4242, 500)
+    failed, result = run_module(oom_score_adj.main, dict(host, pid=4242, value=0))
+    assert not failed and result["changed"] and adj(host, 4242) == 0
+    assert [(c["old"], c["new"]) for c in result["changes"]] == [(500, 0)]
+    intents = [r for r in jr.read_records(host["journal"])[0] if r["state"] == "intent"]
+    assert [(r["old"], r["new"]) for r in intents] == [(500, 0)]
+
+
+def test_nothing_left_to_change_under_the_lock(host, monkeypatch):
+    another_run_sets(monkeypatch, host, 4242, 0)
+    failed, result = run_module(oom_score_adj.main, dict(host, pid=4242, value=0))
+    assert not failed and result["changed"] is False and result["changes"] == []
+    assert jr.read_records(host["journal"])[0] == []
+
+
+def hide_process(monkeypatch, pid):
+    """Reading /proc/<pid>/* answers EACCES, as with hidepid=1 for another user's process."""
+    from ansible_collections.oomguard.fleet.plugins.module_utils import remediation
+
+    real_open = open
+
+    def hidepid(path, mode="r", **kw):
+        if "/%d/" % pid in path:
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, mode, **kw)
+
+    monkeypatch.setattr(remediation, "open", hidepid, raising=False)
+
+
+def test_an_unreadable_process_fails_and_says_become(host, monkeypatch):
+    hide_process(monkeypatch, 4242)
+    failed, result = run_module(oom_score_adj.main, dict(host, name="java", value=0))
+    assert failed and "become: true" in result["msg"] and "4242" in result["msg"]
+    assert result["changed"] is False and result["vanished"] == []
+
+
+def test_rollback_of_an_unreadable_process_fails_and_says_become(host, monkeypatch):
+    run_module(oom_score_adj.main, dict(host, pid=4242, value=0))
+    hide_process(monkeypatch, 4242)
+    failed, result = run_module(oom_rollback.main, host)
+    assert failed and "become: true" in result["msg"] and result["changed"] is False
+    assert result["not_restored"] == []  # not "exited": it may still run
