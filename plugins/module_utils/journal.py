@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """On-host change journal and run lock for oomguard.fleet remediation.
 
-The journal is a JSON-lines file, owner-only (0600 in a 0700 directory). Every change is
+The journal is a JSON-lines file, owner-only (0600 in a 0700 directory), opened without
+following symlinks in a directory nobody else may write to (``safefile.py``). Every change is
 appended and fsynced as an ``intent`` record BEFORE the change is made, then followed by a
 record with the outcome, so a run killed at any point can be rolled back from what the
 journal says. A lock file next to the journal (fcntl.flock, released by the kernel when the
@@ -23,6 +24,8 @@ import re
 import signal
 import socket
 
+from ansible_collections.oomguard.fleet.plugins.module_utils import safefile as sf
+
 JOURNAL_SCHEMA = 1
 DEFAULT_JOURNAL = "/var/lib/oomguard/journal.jsonl"
 LOCK_NAME = "oomguard.lock"
@@ -31,6 +34,8 @@ LOCK_NAME = "oomguard.lock"
 CRASH_HOOK_ENV = "OOMGUARD_TEST_CRASH_AFTER_INTENT"
 
 CHANGE_OPS = ("runtime", "dropin")
+RECORD_START = '{"run_id": '
+_NAMED_START = re.compile(re.escape(RECORD_START) + r'("(?:[^"\\]|\\.)*")')
 ROLLBACK_OPS = ("rollback-runtime", "rollback-dropin")
 
 
@@ -50,14 +55,23 @@ def new_run_id(now=None, rand=None):
 
 
 def _ensure_private_dir(path):
-    if not os.path.isdir(path):
-        try:
-            os.makedirs(path, 0o700)
-        except OSError as exc:
-            raise JournalError("Failed to create the journal directory %s: %s" % (path, exc.strerror or exc))
-    st = os.stat(path)
-    if st.st_mode & 0o077:
-        os.chmod(path, 0o700)
+    """Create the journal directory 0700, or check the existing one: no symlink, owned by root
+    (or the user this runs as), writable by nobody else, sticky bit or not. Never chmodded."""
+    try:
+        sf.ensure_dir(path, 0o700, allow_sticky=False)
+    except sf.SafeFileError as exc:
+        if os.path.islink(path) or os.path.isdir(path):
+            raise JournalError("Cannot use the journal directory: %s" % exc)
+        raise JournalError("Failed to create the journal directory %s: %s" % (path, exc))
+
+
+def _open(path, flags, what):
+    try:
+        return sf.open_nofollow(path, flags, 0o600)
+    except sf.SafeFileError as exc:
+        raise JournalError("Failed to open the %s: %s" % (what, exc))
+    except OSError as exc:
+        raise JournalError("Failed to open the %s %s: %s" % (what, path, exc.strerror or exc))
 
 
 class RunLock:
@@ -71,7 +85,7 @@ class RunLock:
 
     def acquire(self):
         _ensure_private_dir(os.path.dirname(self.path))
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = _open(self.path, os.O_RDWR | os.O_CREAT, "lock")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -125,15 +139,14 @@ class Journal:
 
     def _append(self, record):
         _ensure_private_dir(os.path.dirname(os.path.abspath(self.path)))
-        line = json.dumps(record, sort_keys=True) + "\n"
+        data = encode_record(record).encode("utf-8") + b"\n"
+        fd = _open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, "journal")
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise JournalError("Failed to open the journal %s: %s" % (self.path, exc.strerror or exc))
-        try:
-            if os.fstat(fd).st_mode & 0o077:
-                os.fchmod(fd, 0o600)
-            os.write(fd, line.encode("utf-8"))
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data  # the last line was torn (a crash mid-write): start a line of our own
+            while data:
+                data = data[os.write(fd, data):]
             os.fsync(fd)
         except OSError as exc:
             raise JournalError("Failed to write the journal %s: %s" % (self.path, exc.strerror or exc))
@@ -160,29 +173,141 @@ class Journal:
         return self._append(dict(fields, schema=JOURNAL_SCHEMA, run_id=self.run_id, op=op, state="done", at=utc_now()))
 
 
-def read_records(path):
-    """Return (records, bad_lines). A torn last line (crash mid-write) is counted, never fatal."""
-    records, bad = [], 0
+def encode_record(record):
+    """One journal line. The run id comes first, so that a line torn by a crash still names its run
+    (``bad_lines_of``); the other keys follow sorted."""
+    rest = dict(record)
+    if "run_id" not in rest:
+        return json.dumps(rest, sort_keys=True)
+    run_id = rest.pop("run_id")
+    body = json.dumps(rest, sort_keys=True)
+    return RECORD_START + json.dumps(run_id) + (", " + body[1:] if rest else "}")
+
+
+def read_journal(path):
+    """{records, lines, bad}: the records, the line number (from 1) of each, and the lines that are
+    not a JSON object, each {line, text}. A missing journal is empty; a symlink, a file of another
+    user or one others may write is refused (JournalError)."""
+    journal = {"records": [], "lines": [], "bad": []}
+    directory = os.path.dirname(os.path.abspath(path))
     try:
-        with open(path, "r", encoding="utf-8") as handle:
-            for line in handle:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    bad += 1
-                    continue
-                if isinstance(record, dict):
-                    records.append(record)
-                else:
-                    bad += 1
+        if os.path.lexists(directory):
+            sf.check_dir(directory, allow_sticky=False)
+        fd = sf.open_nofollow(path, os.O_RDONLY)
     except FileNotFoundError:
-        return [], 0
+        return journal
+    except sf.SafeFileError as exc:
+        raise JournalError("Failed to read the journal: %s" % exc)
     except OSError as exc:
         raise JournalError("Failed to read the journal %s: %s (run with become: true)" % (path, exc.strerror or exc))
-    return records, bad
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise JournalError("Failed to read the journal %s: %s (run with become: true)" % (path, exc.strerror or exc))
+    for number, chunk in enumerate(raw.split(b"\n"), 1):
+        text = chunk.decode("utf-8", "replace").strip()
+        if not text:
+            continue
+        try:
+            record = json.loads(text)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            journal["records"].append(record)
+            journal["lines"].append(number)
+        else:
+            journal["bad"].append({"line": number, "text": text})
+    return journal
+
+
+def read_records(path):
+    """Return (records, bad_lines): the records, and the numbers (from 1) of the lines that are not
+    a JSON object (a line torn by a crash, a damaged line), which are never fatal here."""
+    journal = read_journal(path)
+    return journal["records"], [bad["line"] for bad in journal["bad"]]
+
+
+def _line_owners(text):
+    """The run ids the pieces of an unreadable line name; None for a piece that names no run (cut
+    before its run id, or written in the key order of earlier versions, run id last)."""
+    starts = [match.start() for match in re.finditer(re.escape(RECORD_START), text)]
+    owners = []
+    if not starts or text[:starts[0]].strip():
+        owners.append(None)
+    for start in starts:
+        match = _NAMED_START.match(text, start)
+        try:
+            owners.append(json.loads(match.group(1)) if match else None)
+        except ValueError:
+            owners.append(None)
+    return owners
+
+
+def bad_lines_of(journal, run_id):
+    """Numbers of the unreadable lines that may hold a record of ``run_id``: a line one of whose pieces
+    names that run or names no run. With ``run_id`` None (the run is not known), every unreadable line."""
+    found = []
+    for bad in journal["bad"]:
+        owners = _line_owners(bad["text"])
+        if run_id is None or None in owners or run_id in owners:
+            found.append(bad["line"])
+    return found
+
+
+def _id_order(record_id, run_id):
+    """(pid, seq) from ``<run_id>/<pid>/<seq>``; None when the id is not of that shape."""
+    if not isinstance(record_id, str) or not record_id.startswith(run_id + "/"):
+        return None
+    parts = record_id[len(run_id) + 1:].split("/")
+    if len(parts) != 2 or not all(part.isdigit() for part in parts):
+        return None
+    return parts[0], int(parts[1])
+
+
+def disordered_lines_of(journal, run_id):
+    """Numbers of the lines holding change intents of ``run_id`` that are out of journal order (an
+    earlier time, or a lower sequence number of the same process, than an intent before them),
+    whose id is malformed, or that repeat an id with different content. Exact repeats are harmless."""
+    seen, newest_seq, found = {}, {}, []
+    newest_at = ""
+    for record, number in zip(journal["records"], journal["lines"]):
+        if record.get("run_id") != run_id or record.get("op") not in CHANGE_OPS or record.get("state") != "intent":
+            continue
+        record_id = record.get("id")
+        if isinstance(record_id, str) and record_id in seen:
+            if seen[record_id] != record:
+                found.append(number)
+            continue
+        seen[record_id] = record
+        order, at = _id_order(record_id, run_id), str(record.get("at", ""))
+        if order is None or at < newest_at:
+            found.append(number)
+            continue
+        pid, seq = order
+        if pid in newest_seq and seq <= newest_seq[pid][0] and at <= newest_seq[pid][1]:
+            found.append(number)  # a later process that got the same pid starts again at 1, at a later time
+            continue
+        newest_seq[pid] = (seq, at)
+        newest_at = at
+    return found
+
+
+def damage_message(path, run_id, bad, disordered):
+    """Why the rollback of ``run_id`` is refused, naming the lines, or None when the journal is sound for it."""
+    if not bad and not disordered:
+        return None
+    what = "run %s" % run_id if run_id else "the newest run"
+    parts = []
+    if bad:
+        parts.append("line(s) %s cannot be read and may hold a change of %s" % (", ".join(str(n) for n in bad), what))
+    if disordered:
+        parts.append("line(s) %s hold changes of %s out of order (or conflicting copies of one record)"
+                     % (", ".join(str(n) for n in disordered), what))
+    return ("The journal %s is damaged: %s, so the rollback could not prove it undoes every change of %s; nothing "
+            "was changed. Look at those lines (sed -n 'N p' %s): repair a record of this run, delete a line that "
+            "is not one (keep a copy of the journal first), then run the rollback again%s."
+            % (path, "; ".join(parts), what, path, "" if run_id else " (or name the run with rollback_run_id)"))
 
 
 def _last_rollback_index(records, run_id):

@@ -12,13 +12,13 @@ import datetime
 import errno
 import json
 import os
-import tempfile
 
 from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import (
     OomguardError,
     parse_slabinfo,
 )
 from ansible_collections.oomguard.fleet.plugins.module_utils.oom_facts import read_meminfo, read_text
+from ansible_collections.oomguard.fleet.plugins.module_utils import safefile as sf
 
 SCHEMA = 1
 DEFAULT_BASELINE_PATH = "/var/lib/oomguard/slabinfo-baseline.json"
@@ -65,33 +65,20 @@ def load_baseline(path):
 
 
 def store_baseline(path, caches, now, boot_id):
-    """Atomic write: temp file (0600) in the same directory (0700), fsync, rename."""
-    directory = os.path.dirname(os.path.abspath(path))
+    """Atomic write (``safefile.write_atomic``): a 0600 file; a missing directory is created 0700, an
+    existing one is checked (no symlink, no foreign owner, no group/world write without the sticky
+    bit) and never chmodded; a symlink at ``path`` is refused."""
     payload = {
         "schema": SCHEMA,
         "stored_at": _iso(now),
         "boot_id": boot_id,
         "caches": dict((c["name"], c["size_kb"]) for c in caches),
     }
-    tmp = None
     try:
-        if not os.path.isdir(directory):
-            os.makedirs(directory, 0o700)
-        os.chmod(directory, 0o700)
-        fd, tmp = tempfile.mkstemp(prefix=".slabinfo-baseline.", dir=directory)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.rename(tmp, path)
-        tmp = None
-    except (IOError, OSError) as exc:
-        raise BaselineError("Failed to store the slab baseline at %s: %s; run with become: true or choose another baseline path"
-                            % (path, exc.strerror or exc))
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+        sf.write_atomic(path, json.dumps(payload, sort_keys=True), mode=0o600, dir_mode=0o700, keep_metadata=False)
+    except sf.SafeFileError as exc:
+        raise BaselineError("Failed to store the slab baseline at %s: %s Run with become: true or choose another baseline path."
+                            % (path, exc))
 
 
 def compute_growth(caches, baseline, now, top):

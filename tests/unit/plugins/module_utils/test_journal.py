@@ -35,13 +35,13 @@ def test_intent_and_outcome_are_appended_owner_only(tmp_path):
     journal.outcome(rid, "runtime", "done", pid=5)
     journal.mark("rollback-complete", rollback_of="run-0")
     records, bad = jr.read_records(path)
-    assert bad == 0
+    assert bad == []
     assert [(r["op"], r["state"]) for r in records] == [("runtime", "intent"), ("runtime", "done"), ("rollback-complete", "done")]
     assert records[0]["id"] == records[1]["id"] and records[0]["old"] == -1000 and records[0]["run_id"] == "run-1"
     assert mode(path) == 0o600 and mode(os.path.dirname(path)) == 0o700
 
 
-def test_loose_permissions_are_tightened(tmp_path):
+def test_existing_modes_nobody_else_can_write_are_left_alone(tmp_path):
     state = tmp_path / "state"
     state.mkdir(mode=0o755)
     os.chmod(state, 0o755)
@@ -49,20 +49,20 @@ def test_loose_permissions_are_tightened(tmp_path):
     path.write_text("")
     os.chmod(path, 0o644)
     jr.Journal(str(path), "run-1").mark("note")
-    assert mode(path) == 0o600 and mode(state) == 0o700
+    assert mode(path) == 0o644 and mode(state) == 0o755
 
 
 def test_directory_that_cannot_be_made_is_a_clear_error(tmp_path):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(jr.JournalError, match="Failed to create the journal directory"):
+    with pytest.raises(jr.JournalError, match="Failed to create the journal directory .*: Failed to create the directory .*Not a directory"):
         jr.Journal(str(tmp_path / "file" / "sub" / "journal.jsonl"), "r").mark("note")
 
 
 def test_journal_path_that_is_a_directory_is_a_clear_error(tmp_path):
     (tmp_path / "journal.jsonl").mkdir()
-    with pytest.raises(jr.JournalError, match="Failed to open the journal"):
+    with pytest.raises(jr.JournalError, match="Failed to open the journal .*journal.jsonl: Is a directory"):
         jr.Journal(str(tmp_path / "journal.jsonl"), "r").mark("note")
-    with pytest.raises(jr.JournalError, match="Failed to read the journal .*become: true"):
+    with pytest.raises(jr.JournalError, match="Failed to read the journal: .* is a directory, not a regular file"):
         jr.read_records(str(tmp_path / "journal.jsonl"))
 
 
@@ -79,8 +79,8 @@ def test_torn_and_foreign_lines_are_counted_not_fatal(tmp_path):
     path = tmp_path / "j.jsonl"
     path.write_text('{"op": "runtime", "state": "intent", "run_id": "a"}\n[1, 2]\n\n{"op": "dropin", "sta')
     records, bad = jr.read_records(str(path))
-    assert len(records) == 1 and bad == 2
-    assert jr.read_records(str(tmp_path / "missing.jsonl")) == ([], 0)
+    assert len(records) == 1 and bad == [2, 4]
+    assert jr.read_records(str(tmp_path / "missing.jsonl")) == ([], [])
 
 
 def test_run_queries():
@@ -162,3 +162,75 @@ def test_crash_hook_kills_after_the_intent_is_on_disk(tmp_path):
                           env=dict(env, **{jr.CRASH_HOOK_ENV: "not-a-number"}))
     assert proc.returncode == 0 and "survived" in proc.stdout
     assert json.loads(open(str(tmp_path / "k.jsonl"), encoding="utf-8").readline())["state"] == "intent"
+
+
+# No symlink followed, no parent chmodded (the journal, its lock, their directory)
+
+def test_lock_symlink_is_refused_and_its_target_untouched(tmp_path):
+    (tmp_path / "precious").write_text("keep me\n")
+    os.symlink(str(tmp_path / "precious"), str(tmp_path / "oomguard.lock"))
+    with pytest.raises(jr.JournalError, match=r"oomguard.lock is a symlink \(to .*precious\)"):
+        jr.RunLock(str(tmp_path / "journal.jsonl"), "r", "remediate").acquire()
+    assert (tmp_path / "precious").read_text() == "keep me\n"
+
+
+def test_journal_symlink_is_refused_and_its_target_untouched(tmp_path):
+    (tmp_path / "precious").write_text("keep me\n")
+    os.chmod(str(tmp_path / "precious"), 0o644)
+    os.symlink(str(tmp_path / "precious"), str(tmp_path / "journal.jsonl"))
+    with pytest.raises(jr.JournalError, match=r"journal.jsonl is a symlink \(to .*precious\).*Remove the symlink"):
+        jr.Journal(str(tmp_path / "journal.jsonl"), "r").mark("note")
+    assert (tmp_path / "precious").read_text() == "keep me\n" and mode(tmp_path / "precious") == 0o644
+    with pytest.raises(jr.JournalError, match="is a symlink"):
+        jr.read_records(str(tmp_path / "journal.jsonl"))
+
+
+def test_journal_directory_symlink_is_refused_and_its_target_not_chmodded(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    os.chmod(str(tmp_path / "elsewhere"), 0o755)
+    os.symlink(str(tmp_path / "elsewhere"), str(tmp_path / "state"))
+    path = str(tmp_path / "state" / "journal.jsonl")
+    with pytest.raises(jr.JournalError, match=r"state is a symlink \(to .*elsewhere\)"):
+        jr.Journal(path, "r").mark("note")
+    with pytest.raises(jr.JournalError, match="is a symlink"):
+        jr.RunLock(path, "r", "remediate").acquire()
+    assert mode(tmp_path / "elsewhere") == 0o755 and os.listdir(str(tmp_path / "elsewhere")) == []
+
+
+@pytest.mark.parametrize("dir_mode", [0o777, 0o775, 0o1777])
+def test_group_or_world_writable_journal_directory_is_refused_not_chmodded(tmp_path, dir_mode):
+    state = tmp_path / "state"
+    state.mkdir()
+    os.chmod(str(state), dir_mode)
+    with pytest.raises(jr.JournalError, match="writable by .*chmod go-w"):
+        jr.Journal(str(state / "journal.jsonl"), "r").mark("note")
+    with pytest.raises(jr.JournalError, match="writable by"):
+        jr.RunLock(str(state / "journal.jsonl"), "r", "remediate").acquire()
+    assert mode(state) == dir_mode and os.listdir(str(state)) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown")
+def test_journal_directory_or_file_of_another_user_is_refused(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    os.chown(str(state), 1000, 1000)
+    with pytest.raises(jr.JournalError, match="owned by uid 1000"):
+        jr.Journal(str(state / "journal.jsonl"), "r").mark("note")
+    os.chown(str(state), 0, 0)
+    (state / "journal.jsonl").write_text("")
+    os.chown(str(state / "journal.jsonl"), 1000, 1000)
+    with pytest.raises(jr.JournalError, match="owned by uid 1000"):
+        jr.Journal(str(state / "journal.jsonl"), "r").mark("note")
+    with pytest.raises(jr.JournalError, match="owned by uid 1000"):
+        jr.read_records(str(state / "journal.jsonl"))
+
+
+def test_journal_writable_by_others_is_refused_not_chmodded(tmp_path):
+    path = tmp_path / "journal.jsonl"
+    path.write_text("")
+    os.chmod(str(path), 0o666)
+    with pytest.raises(jr.JournalError, match="writable by group or others"):
+        jr.Journal(str(path), "r").mark("note")
+    with pytest.raises(jr.JournalError, match="writable by group or others"):
+        jr.read_records(str(path))
+    assert mode(path) == 0o666

@@ -219,3 +219,38 @@ def test_failed_rename_leaves_no_temp_file(tmp_path):
     with pytest.raises(BaselineError):
         gather_slabinfo_facts(tree_with(str(tmp_path / "p"), CACHES), baseline="store", baseline_path=str(target), now=T0)
     assert sorted(os.listdir(str(directory))) == ["b.json"]
+
+
+def test_baseline_in_a_sticky_shared_directory_keeps_the_sticky_bit(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(str(shared), 0o1777)
+    path = str(shared / "b.json")
+    facts = gather_slabinfo_facts(tree_with(str(tmp_path / "p"), CACHES), baseline="store", baseline_path=path, now=T0)
+    assert facts["growth"]["stored"] is True
+    assert stat.S_IMODE(os.stat(str(shared)).st_mode) == 0o1777 and stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_baseline_directory_of_mode_0755_is_not_chmodded(tmp_path):
+    directory = tmp_path / "d"
+    directory.mkdir()
+    os.chmod(str(directory), 0o755)
+    gather_slabinfo_facts(tree_with(str(tmp_path / "p"), CACHES), baseline="store", baseline_path=str(directory / "b.json"), now=T0)
+    assert stat.S_IMODE(os.stat(str(directory)).st_mode) == 0o755
+
+
+def test_baseline_symlink_is_refused_and_its_target_untouched(tmp_path):
+    (tmp_path / "precious").write_text("keep me")
+    os.symlink(str(tmp_path / "precious"), str(tmp_path / "b.json"))
+    with pytest.raises(BaselineError, match=r"Failed to store the slab baseline at .*b.json is a symlink"):
+        gather_slabinfo_facts(tree_with(str(tmp_path / "p"), CACHES), baseline="store", baseline_path=str(tmp_path / "b.json"), now=T0)
+    assert os.path.islink(str(tmp_path / "b.json")) and (tmp_path / "precious").read_text() == "keep me"
+
+
+def test_baseline_in_a_world_writable_directory_is_refused(tmp_path):
+    directory = tmp_path / "open"
+    directory.mkdir()
+    os.chmod(str(directory), 0o777)
+    with pytest.raises(BaselineError, match="writable by group and others"):
+        gather_slabinfo_facts(tree_with(str(tmp_path / "p"), CACHES), baseline="store", baseline_path=str(directory / "b.json"), now=T0)
+    assert stat.S_IMODE(os.stat(str(directory)).st_mode) == 0o777 and os.listdir(str(directory)) == []

@@ -107,7 +107,7 @@ def test_lock_held_fails_and_changes_nothing(host):
 def test_unwritable_journal_fails_before_any_change(host, tmp_path):
     (tmp_path / "blocker").write_text("")
     failed, result = run_module(oom_score_adj.main, dict(host, pid=4242, value=0, journal=str(tmp_path / "blocker" / "j.jsonl")))
-    assert failed and "Cannot use the journal directory" in result["msg"] and "blocker is a file" in result["msg"] and adj(host, 4242) == -1000
+    assert failed and "Failed to create the journal directory" in result["msg"] and "blocker is a file" in result["msg"] and adj(host, 4242) == -1000
 
 
 def test_dropin_write_failure_is_reported_with_what_was_done(host):
