@@ -9,6 +9,8 @@ Pure functions: variables in, the ``oomguard_changes`` structure of docs/data-co
 
 from __future__ import annotations
 
+from ansible.module_utils.parsing.convert_bool import boolean
+
 SCHEMA = 1
 UNKILLABLE = -1000
 WAIVER = "oomguard_remediate_require_snapshot: false"
@@ -16,6 +18,30 @@ WAIVER = "oomguard_remediate_require_snapshot: false"
 
 class RemediatePlanError(Exception):
     """Bad role input (the filter turns it into an error that names the variable)."""
+
+
+def role_bool(value, name):
+    """A role variable as a boolean: ``-e name=false`` arrives as the text ``"false"``."""
+    try:
+        return boolean(value, strict=True)
+    except TypeError:
+        raise RemediatePlanError("%s must be true or false, got %r" % (name, value)) from None
+
+
+def role_int(value, name, minimum, maximum=None):
+    """A role variable as an integer in range (``-e name=5`` arrives as the text ``"5"``)."""
+    what = "an integer from %d to %d" % (minimum, maximum) if maximum is not None else "an integer >= %d" % minimum
+    number = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str):
+        try:
+            number = int(value.strip(), 10)
+        except ValueError:
+            pass
+    if number is None or number < minimum or (maximum is not None and number > maximum):
+        raise RemediatePlanError("%s must be %s, got %r" % (name, what, value))
+    return number
 
 
 def _base(run_id, mode, status, reason, candidates):
@@ -60,10 +86,9 @@ def remediate_plan(exposure, snapshots=None, run_id=None, mode="flag", include=N
     else the final ``flagged``, ``unchanged`` or ``refused`` with its ``reason``."""
     if mode not in ("flag", "reset"):
         raise RemediatePlanError("oomguard_remediate_mode must be flag or reset, got %r" % (mode,))
-    if not isinstance(value, int) or isinstance(value, bool) or not -1000 <= value <= 1000:
-        raise RemediatePlanError("oomguard_remediate_value must be an integer from -1000 to 1000, got %r" % (value,))
-    if not isinstance(max_changes, int) or isinstance(max_changes, bool) or max_changes < 0:
-        raise RemediatePlanError("oomguard_remediate_max_changes must be an integer >= 0, got %r" % (max_changes,))
+    value = role_int(value, "oomguard_remediate_value", -1000, 1000)
+    max_changes = role_int(max_changes, "oomguard_remediate_max_changes", 0)
+    require_snapshot = role_bool(require_snapshot, "oomguard_remediate_require_snapshot")
     if not isinstance(exposure, dict) or not exposure:
         return _base(run_id, mode, "refused", "no oomguard_exposure for this host: run the oomguard.fleet.assess role "
                      "earlier in the play; nothing was changed", [])

@@ -106,3 +106,36 @@ def test_changes_fold_results():
 def test_final_plans_pass_through():
     refused = plan(snapshots=None)
     assert logic.remediate_changes(refused, [{"failed": True}]) == refused
+
+
+# -e key=value gives every variable as text: the plan converts it once, as Ansible's own boolean() and int do.
+@pytest.mark.parametrize("text", ["false", "False", "no", "off", "0", "n"])
+def test_snapshot_waiver_given_as_text_works(text):
+    assert plan(snapshots=None, require_snapshot=text)["status"] == "pending"
+
+
+@pytest.mark.parametrize("text", ["true", "yes", "on", "1"])
+def test_snapshot_requirement_given_as_text_still_refuses(text):
+    assert plan(snapshots=None, require_snapshot=text)["status"] == "refused"
+
+
+def test_integers_given_as_text():
+    assert plan(max_changes="1")["status"] == "refused"
+    assert plan(max_changes=" 2 ")["status"] == "pending"
+    assert [c["new"] for c in plan(value="-5")["candidates"]] == [-5, -5]
+
+
+BAD_TEXT = [({"require_snapshot": "maybe"}, "oomguard_remediate_require_snapshot must be true or false, got 'maybe'"),
+            ({"require_snapshot": None}, "oomguard_remediate_require_snapshot must be true or false, got None"),
+            ({"max_changes": "ten"}, "oomguard_remediate_max_changes must be an integer >= 0, got 'ten'"),
+            ({"max_changes": "1.5"}, "oomguard_remediate_max_changes must be an integer >= 0, got '1.5'"),
+            ({"max_changes": 2.0}, "oomguard_remediate_max_changes must be an integer >= 0, got 2.0"),
+            ({"value": "1001"}, "oomguard_remediate_value must be an integer from -1000 to 1000, got '1001'"),
+            ({"value": ""}, "oomguard_remediate_value must be an integer from -1000 to 1000, got ''")]
+
+
+@pytest.mark.parametrize("kw,words", BAD_TEXT)
+def test_bad_text_names_the_variable(kw, words):
+    with pytest.raises(AnsibleFilterError) as raised:
+        filters.remediate_plan(EXPOSURE, snapshots=SNAP, run_id=RUN, mode="reset", **kw)
+    assert str(raised.value) == "oomguard.fleet.remediate_plan: " + words
