@@ -41,6 +41,13 @@ options:
       - Truncate each redacted command line to this many characters. V(0) keeps it whole.
     type: int
     default: 256
+  return_cmdline:
+    description:
+      - Return each row's command line, redacted of secrets and truncated to O(cmdline_max).
+      - V(false) never reads C(/proc/<pid>/cmdline) and returns C(cmdline) as null, for fleets whose fact caches,
+        job logs or JSON callbacks must hold no command line at all. Nothing in the collection's roles needs it.
+    type: bool
+    default: true
   slabinfo_top:
     description:
       - With O(gather_subset=slabinfo), the number of caches returned; see O(oomguard.fleet.slabinfo_facts#module:top).

@@ -235,7 +235,7 @@ def scan(proc_path, errors):
     return rows, kthreads
 
 
-def describe(row, proc_path, cmdline_max, errors):
+def describe(row, proc_path, cmdline_max, errors, return_cmdline=True):
     """The contract's process dict for a returned row; None if it vanished meanwhile."""
     pid, ppid, comm, adj, legacy, rss_kb = row
     base = os.path.join(proc_path, str(pid))
@@ -252,7 +252,7 @@ def describe(row, proc_path, cmdline_max, errors):
                 raise
             unit = None  # kernel without cgroups
         name = "cmdline"
-        cmdline = parse_cmdline(read_bytes(base + "/cmdline"), cmdline_max)
+        cmdline = parse_cmdline(read_bytes(base + "/cmdline"), cmdline_max) if return_cmdline else None
     except (IOError, OSError) as exc:
         errors.add(pid, name, exc, base)
         return None
@@ -297,7 +297,8 @@ def summarize(rows, kthreads):
     }
 
 
-def gather_oom_facts(proc_path="/proc", adj_threshold=-500, top_killable=10, cmdline_max=256, all_processes=False):
+def gather_oom_facts(proc_path="/proc", adj_threshold=-500, top_killable=10, cmdline_max=256, all_processes=False,
+                     return_cmdline=True):
     """``ansible_facts.oom`` for the procfs tree at ``proc_path``."""
     errors = _Errors()
     meminfo = meminfo_facts(read_meminfo(proc_path))
@@ -306,7 +307,7 @@ def gather_oom_facts(proc_path="/proc", adj_threshold=-500, top_killable=10, cmd
     summary = summarize(rows, kthreads)
     processes = []
     for row in select_rows(rows, adj_threshold, top_killable, all_processes):
-        proc = describe(row, proc_path, cmdline_max, errors)
+        proc = describe(row, proc_path, cmdline_max, errors, return_cmdline)
         if proc is not None:
             processes.append(proc)
     processes.sort(key=lambda p: (-p["rss_kb"], p["pid"]))
@@ -333,6 +334,7 @@ FACTS_ARGUMENT_SPEC = dict(
     top_killable=dict(type="int", default=10),
     all_processes=dict(type="bool", default=False),
     cmdline_max=dict(type="int", default=256),
+    return_cmdline=dict(type="bool", default=True),
     slabinfo_top=dict(type="int", default=20),
     slabinfo_baseline=dict(type="str", default="none", choices=["none", "compare", "store"]),
     slabinfo_baseline_path=dict(type="path", default="/var/lib/oomguard/slabinfo-baseline.json"),

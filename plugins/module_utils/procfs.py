@@ -155,61 +155,134 @@ def is_decimal(text):
 
 _SECRET_WORD = r"(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|credentials?|auth)"
 # --password=x, --db-token=x, token=x, PGPASSWORD=x, client_secret=x
-_SECRET_ASSIGN = re.compile(r"^(-{0,2}[\w.-]*?" + _SECRET_WORD + r"[\w.-]*[=:])(.+)$", re.IGNORECASE)
-# --password x (value in the next argument)
-_SECRET_OPTION = re.compile(r"^-{1,2}[\w.-]*" + _SECRET_WORD + r"[\w.-]*$", re.IGNORECASE)
+_SECRET_ASSIGN = re.compile(r"^(-{0,2}[\w.-]*?" + _SECRET_WORD + r"[\w.-]*[=:])(.+)$", re.IGNORECASE | re.DOTALL)
+# --password x (value in the next argument); also "password:" as a word of a `key: value` text
+_SECRET_OPTION = re.compile(r"^(?:-{0,2}|[{\[,]*[\"']?)[\w.-]*" + _SECRET_WORD + r"[\w.-]*[\"']?:?$", re.IGNORECASE)
 _URL_CREDENTIALS = re.compile(r"([a-zA-Z][\w+.-]*://[^/\s:@]*):([^/\s@]*)@")
-_HEADER_SECRET = re.compile(r"^((?:proxy-)?authorization:\s*(?:\w+\s+)?)(.+)$", re.IGNORECASE)
-# Short options whose value is a password or user:password (mysql -p, curl -u user:pass)
-_SHORT_SECRET_OPTIONS = ("-p",)
+_HEADER_SECRET = re.compile(r"^((?:proxy-)?authorization:\s*(?:\w+\s+)?)(.+)$", re.IGNORECASE | re.DOTALL)
+# Names that hold a secret only as a whole segment (api_key, X-Amz-Signature, sig=), not inside
+# another word (keyboard, design).
+_SECRET_SEGMENT = re.compile(r"(?:^|[-_.])(?:key|sig|signature|pw)$", re.IGNORECASE)
+# key=value, key: value, "key": "value", key='value' anywhere inside an argument: URL queries
+# (?api_key=...&), JSON (--config={"password":"x"}), YAML, mount options (-o user=a,password=b).
+_INLINE_SECRET = re.compile(
+    r"""(?P<key>(?P<q>["']?)(?P<name>[A-Za-z_][\w.-]*)(?P=q)\s*(?:=|:(?!//))\s*)"""
+    r"""(?P<value>"(?:[^"\\]|\\.)*"?|'[^']*'?|(?:[^\s&;"'}\],]|,(?!\s*["'\[{]|[\w.-]+\s*[=:]))+)""")
+# Credentials recognisable by their shape wherever they stand.
+_TOKEN_SHAPES = re.compile(
+    r"(?<![A-Za-z0-9])(?:"
+    r"hv[sbr]\.[A-Za-z0-9_-]{16,}"                  # HashiCorp Vault service, batch, recovery tokens
+    r"|(?:AKIA|ASIA|AIDA|AROA)[A-Z0-9]{16}"         # AWS access key ids
+    r"|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}"   # GitHub tokens
+    r"|xox[abposre]-[A-Za-z0-9-]{8,}"              # Slack tokens
+    r"|glpat-[A-Za-z0-9_-]{16,}"                    # GitLab personal access tokens
+    r"|[sr]k_live_[A-Za-z0-9]{16,}"                 # Stripe secret keys
+    r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"  # JSON Web Tokens
+    r")")
+_AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic|digest|negotiate)(\s+)[^\s\"',;]+")
+# An Authorization header inside a longer text: the credentials after the scheme.
+_HEADER_ANYWHERE = re.compile(r"(?i)\b((?:proxy-)?authorization\s*[:=]\s*(?:[A-Za-z-]+\s+)?)([^\s\"',;]+)")
+_AUTH_SCHEMES = ("bearer", "basic", "digest", "negotiate")
+# Short options whose value is a secret, attached or in the next argument (mysql -p, openssl -k,
+# sshpass -p). curl's -k takes no value; its next argument (a URL) only loses its display.
+_SHORT_SECRET_OPTIONS = ("-p", "-k")
+_URL = re.compile(r"^[A-Za-z][\w+.-]*://")
 _USER_PASS_OPTIONS = ("-u", "--user", "--proxy-user")
+# A word of an argument that holds spaces: a quoted string stays one word.
+_WORDS = re.compile(r"""\s+|(?:[^\s'"]+|'[^']*'?|"(?:[^"\\]|\\.)*"?)+""")
 
 
-def redact_args(args):
-    """Replace secrets in an argv list; returns a new list."""
-    out = []
-    redact_next = False
-    user_pass_next = False
-    for arg in args:
-        if redact_next:
-            redact_next = False
-            if not arg.startswith("--"):  # a long option next means the flag took no value
-                out.append(REDACTED)
-                continue
-        if user_pass_next:
-            user_pass_next = False
+def _is_secret_name(name):
+    return bool(re.search(_SECRET_WORD, name, re.IGNORECASE) or _SECRET_SEGMENT.search(name))
+
+
+def _redact_inline(match):
+    value = match.group("value")
+    if not _is_secret_name(match.group("name")) or value == REDACTED or value.lower() in _AUTH_SCHEMES:
+        return match.group(0)
+    quote = value[0] if value[:1] in ("'", '"') else ""
+    return match.group("key") + quote + REDACTED + (quote if quote and len(value) > 1 and value.endswith(quote) else "")
+
+
+def _redact_text(text):
+    """What can be redacted without looking at the neighbouring arguments."""
+    text = _URL_CREDENTIALS.sub(r"\1:" + REDACTED + "@", text)
+    text = _HEADER_ANYWHERE.sub(r"\1" + REDACTED, text)
+    text = _INLINE_SECRET.sub(_redact_inline, text)
+    text = _TOKEN_SHAPES.sub(REDACTED, text)
+    return _AUTH_SCHEME.sub(r"\1\2" + REDACTED, text)
+
+
+class _Redactor:
+    """Walks the words of a command line in order: an option may take its secret from the next word."""
+
+    def __init__(self):
+        self.redact_next = False
+        self.next_may_be_url = False
+        self.user_pass_next = False
+
+    def word(self, arg):
+        if self.redact_next:
+            self.redact_next = False
+            if arg.lower() in _AUTH_SCHEMES:  # Authorization: Bearer <token>: the scheme stays, the token goes
+                self.redact_next = True
+                return arg
+            if not arg.startswith("--") and not (self.next_may_be_url and _URL.match(arg)):
+                # a long option next means the flag took no value; curl -k is followed by its URL
+                return REDACTED
+        if self.user_pass_next:
+            self.user_pass_next = False
             if ":" in arg:
-                out.append(arg.split(":", 1)[0] + ":" + REDACTED)
-                continue
-        arg = _URL_CREDENTIALS.sub(r"\1:" + REDACTED + "@", arg)
+                return arg.split(":", 1)[0] + ":" + REDACTED
+        if len(arg) > 1 and arg[0] in "'\"":  # a quoted word of a shell string: what is inside
+            inner = arg[1:-1] if arg.endswith(arg[0]) else arg[1:]
+            return arg[0] + self.argument(inner) + arg[len(inner) + 1:]
         match = _SECRET_ASSIGN.match(arg) or _HEADER_SECRET.match(arg)
         if match:
-            out.append(match.group(1) + REDACTED)
-            continue
-        secret_option = arg in _SHORT_SECRET_OPTIONS or _SECRET_OPTION.match(arg)
+            return match.group(1) + REDACTED
+        arg = _redact_text(arg)
+        secret_option = arg in _SHORT_SECRET_OPTIONS or _SECRET_OPTION.match(arg) or arg.lower() in _AUTH_SCHEMES
         if len(arg) > 2 and arg[:2] in _SHORT_SECRET_OPTIONS and not arg.startswith("--"):
             # mysql -psecretpw: the value is attached. When the whole word also reads like a
             # secret option (-password), the next argument may be its value: redact both.
             arg = arg[:2] + REDACTED
         elif arg in _USER_PASS_OPTIONS:
-            user_pass_next = True
-        redact_next = bool(secret_option)
-        out.append(arg)
-    return out
+            self.user_pass_next = True
+        self.redact_next = bool(secret_option)
+        self.next_may_be_url = arg == "-k"
+        return arg
+
+    def argument(self, arg):
+        """One argv element; one that holds spaces (sh -c "mysql -pX ...") is redacted word by word."""
+        match = _HEADER_SECRET.match(arg)
+        if match:
+            return match.group(1) + REDACTED
+        if not any(c.isspace() for c in arg):
+            return self.word(arg)
+        arg = _redact_text(arg)  # what spans words: headers, quoted JSON values
+        words = _WORDS.findall(arg)
+        if "".join(words) != arg:  # pragma: no cover - the pattern matches every character
+            words = re.split(r"(\s+)", arg)
+        return "".join(w if w.isspace() else self.word(w) for w in words)
+
+
+def redact_args(args):
+    """Replace secrets in an argv list; returns a new list."""
+    redactor = _Redactor()
+    return [redactor.argument(arg) for arg in args]
 
 
 def parse_cmdline(data, max_len=256):
     """/proc/<pid>/cmdline (NUL separated bytes) -> one redacted, truncated string.
 
-    A process that rewrote its argv into one space-separated string (sshd, postgres) is
-    split on spaces before redaction. Empty for kernel threads and zombies."""
+    Each argument is redacted whole (JSON values, headers, URL queries, token shapes) and, when
+    it holds spaces (``sh -c "..."``, or a process such as sshd or postgres that rewrote its
+    argv into one string), word by word. Empty for kernel threads and zombies."""
     if isinstance(data, bytes):
         data = data.decode("utf-8", "replace")
     args = data.split("\0")
     while args and args[-1] == "":
         args.pop()
-    if len(args) == 1 and " " in args[0]:
-        args = args[0].split(" ")
     if max_len:
         # Only the arguments that can show up after truncation are redacted (plus one, for an
         # option whose secret is the next argument); the rest is cut anyway.

@@ -25,8 +25,12 @@ description:
   - Each process costs two reads (C(stat) and C(oom_score_adj)); C(status), C(oom_score), C(cgroup) and C(cmdline) are
     read only for returned rows. A process that exits or denies a read during the scan is skipped and counted under
     RV(ansible_facts.oom.errors); it never fails the host, but an unreadable one makes the exposure verdict C(unknown).
-  - Command lines are redacted before they leave the host (C(--password=...), C(--password value), C(token=...),
-    C(-p secret), C(-u user:pass), C(Authorization:) headers, credentials in URLs), then truncated to O(cmdline_max).
+  - Command lines are redacted before they leave the host, inside each argument too (C(sh -c "mysql -pX")):
+    C(--password=...), C(--password value), C(token=...), C(-p secret), C(-k secret), C(-u user:pass),
+    C(key=value), C(key: value) and JSON values under secret-looking keys, URL query keys (C(?api_key=...)),
+    credentials in URLs, C(Authorization:) headers and C(Bearer)/C(Basic) credentials, and tokens known by their
+    shape (Vault C(hvs.), AWS C(AKIA...), GitHub C(ghp_), Slack C(xoxb-), GitLab C(glpat-), JWTs); then truncated to
+    O(cmdline_max). With O(return_cmdline=false) the command line is not read at all and C(cmdline) is null.
   - With O(gather_subset=slabinfo) the module also returns C(ansible_facts.slabinfo) exactly as
     M(oomguard.fleet.slabinfo_facts) does, in the same round trip.
   - With O(gather_subset=evidence) it also returns C(ansible_facts.oom_evidence) - past OOM kills and the panic
@@ -137,7 +141,7 @@ ansible_facts:
             - The returned rows, largest RSS first. C(name) is the kernel's C(comm) (15 characters at most),
               C(uid) the real uid, C(oom_adj_legacy) the raw C(oom_adj) when the kernel had no C(oom_score_adj)
               (then C(oom_score_adj) is derived from it, C(-17) becoming C(-1000)), C(unit) the systemd unit from
-              C(/proc/<pid>/cgroup) or null, C(cmdline) redacted and truncated.
+              C(/proc/<pid>/cgroup) or null, C(cmdline) redacted and truncated (null with O(return_cmdline=false)).
           type: list
           elements: dict
           returned: always
@@ -209,6 +213,7 @@ def _oom(module):
         top_killable=params["top_killable"],
         cmdline_max=params["cmdline_max"],
         all_processes=params["all_processes"],
+        return_cmdline=params["return_cmdline"],
     )
 
 

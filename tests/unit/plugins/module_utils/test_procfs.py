@@ -195,7 +195,7 @@ def argv(*args):
     (("mysql", "-pmytoken1"), "mysql -p" + REDACTED),
     (("tool", "-password", "hunter2"), "tool -p%s %s" % (REDACTED, REDACTED)),
     (("curl", "-u", "bob:hunter2", "https://x"), "curl -u bob:%s https://x" % REDACTED),
-    (("curl", "-H", "Authorization: Bearer abc.def"), "curl -H Authorization:" + REDACTED),
+    (("curl", "-H", "Authorization: Bearer abc.def"), "curl -H Authorization: Bearer " + REDACTED),
     (("rsync", "rsync://bob:hunter2@host/mod"), "rsync rsync://bob:%s@host/mod" % REDACTED),
     (("java", "-Ddb.url=postgres://app:s3cr3t@db:5432/x"), "java -Ddb.url=postgres://app:%s@db:5432/x" % REDACTED),
     (("nginx", "-g", "daemon off;"), "nginx -g daemon off;"),
