@@ -228,30 +228,40 @@ def read_records(path):
     return journal["records"], [bad["line"] for bad in journal["bad"]]
 
 
-def _line_owners(text):
-    """The run ids the pieces of an unreadable line name; None for a piece that names no run (cut
-    before its run id, or written in the key order of earlier versions, run id last)."""
+def _line_pieces(text):
+    """Split an unreadable line where records start (every record begins with ``{"run_id": "``) and
+    say what each piece names: ("run", id) a complete run id; ("partial", escaped prefix) a run id cut
+    short; ("unknown", None) a piece too short to name a run, a line of the key order of earlier
+    versions (run id last), or anything else."""
     starts = [match.start() for match in re.finditer(re.escape(RECORD_START), text)]
-    owners = []
+    pieces = []
     if not starts or text[:starts[0]].strip():
-        owners.append(None)
+        pieces.append(("unknown", None))
     for start in starts:
         match = _NAMED_START.match(text, start)
-        try:
-            owners.append(json.loads(match.group(1)) if match else None)
-        except ValueError:
-            owners.append(None)
-    return owners
+        if match:
+            try:
+                pieces.append(("run", json.loads(match.group(1))))
+            except ValueError:
+                pieces.append(("unknown", None))
+            continue
+        rest = text[start + len(RECORD_START):]
+        pieces.append(("partial", rest[1:]) if rest.startswith('"') else ("unknown", None))
+    return pieces
 
 
 def bad_lines_of(journal, run_id):
-    """Numbers of the unreadable lines that may hold a record of ``run_id``: a line one of whose pieces
-    names that run or names no run. With ``run_id`` None (the run is not known), every unreadable line."""
+    """Numbers of the unreadable lines that may hold a record of ``run_id``: a line with a piece that
+    names the run, names a run id cut short that the run's id starts with, or cannot name a run at all.
+    With ``run_id`` None (the run is not known), every unreadable line."""
     found = []
+    escaped = json.dumps(run_id)[1:-1] if run_id is not None else None
     for bad in journal["bad"]:
-        owners = _line_owners(bad["text"])
-        if run_id is None or None in owners or run_id in owners:
-            found.append(bad["line"])
+        for kind, value in _line_pieces(bad["text"]):
+            if (run_id is None or kind == "unknown" or (kind == "run" and value == run_id)
+                    or (kind == "partial" and escaped.startswith(value))):
+                found.append(bad["line"])
+                break
     return found
 
 
@@ -268,19 +278,24 @@ def _id_order(record_id, run_id):
 def disordered_lines_of(journal, run_id):
     """Numbers of the lines holding change intents of ``run_id`` that are out of journal order (an
     earlier time, or a lower sequence number of the same process, than an intent before them),
-    whose id is malformed, or that repeat an id with different content. Exact repeats are harmless."""
+    whose id is malformed, or that repeat an id with different content and no later time (a later time
+    is a later module run that got the same pid). Exact repeats are harmless."""
     seen, newest_seq, found = {}, {}, []
     newest_at = ""
-    for record, number in zip(journal["records"], journal["lines"]):
+    start = _last_rollback_index(journal["records"], run_id) + 1  # the records change_intents replays
+    for record, number in zip(journal["records"][start:], journal["lines"][start:]):
         if record.get("run_id") != run_id or record.get("op") not in CHANGE_OPS or record.get("state") != "intent":
             continue
-        record_id = record.get("id")
+        record_id, at = record.get("id"), str(record.get("at", ""))
         if isinstance(record_id, str) and record_id in seen:
-            if seen[record_id] != record:
+            if seen[record_id] == record:
+                continue
+            if at <= str(seen[record_id].get("at", "")):
                 found.append(number)
-            continue
-        seen[record_id] = record
-        order, at = _id_order(record_id, run_id), str(record.get("at", ""))
+                continue
+        if isinstance(record_id, str):
+            seen[record_id] = record
+        order = _id_order(record_id, run_id)
         if order is None or at < newest_at:
             found.append(number)
             continue
@@ -293,21 +308,27 @@ def disordered_lines_of(journal, run_id):
     return found
 
 
-def damage_message(path, run_id, bad, disordered):
-    """Why the rollback of ``run_id`` is refused, naming the lines, or None when the journal is sound for it."""
+def damage_message(path, run_id, named, bad, disordered):
+    """Why the rollback of ``run_id`` is refused, naming the lines, or None when nothing blocks it.
+    ``named``: the run was given by name (else it is the newest run the readable lines show)."""
     if not bad and not disordered:
         return None
-    what = "run %s" % run_id if run_id else "the newest run"
+    if named:
+        what = "run %s" % run_id
+    elif run_id:
+        what = "the newest run (%s, as far as the readable lines tell)" % run_id
+    else:
+        what = "a run (the readable lines record no change)"
     parts = []
     if bad:
         parts.append("line(s) %s cannot be read and may hold a change of %s" % (", ".join(str(n) for n in bad), what))
     if disordered:
-        parts.append("line(s) %s hold changes of %s out of order (or conflicting copies of one record)"
+        parts.append("line(s) %s hold changes of %s out of order, or two different records with one id"
                      % (", ".join(str(n) for n in disordered), what))
-    return ("The journal %s is damaged: %s, so the rollback could not prove it undoes every change of %s; nothing "
-            "was changed. Look at those lines (sed -n 'N p' %s): repair a record of this run, delete a line that "
-            "is not one (keep a copy of the journal first), then run the rollback again%s."
-            % (path, "; ".join(parts), what, path, "" if run_id else " (or name the run with rollback_run_id)"))
+    return ("The journal %s is damaged: %s. The rollback cannot prove it would undo every change, so it changed nothing. "
+            "Look at those lines (for example sed -n '%dp' %s): repair a line that holds a record of the run, delete "
+            "one that does not (keep a copy of the journal first), then run the rollback again%s."
+            % (path, "; ".join(parts), (bad or disordered)[0], path, "" if named else ", or name the run with rollback_run_id"))
 
 
 def _last_rollback_index(records, run_id):

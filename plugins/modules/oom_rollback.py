@@ -21,6 +21,11 @@ description:
   - Each restore is journalled before it is made, and a finished rollback is recorded, so running the module again
     changes nothing.
   - A file or value that someone changed after the run is left alone and reported in RV(not_restored).
+  - The journal is read, and what to restore decided, while the host lock is held, so a run that changed the
+    host or the journal meanwhile is taken into account.
+  - A journal line that cannot be read (torn by a crash, damaged) and may hold a change of the run, or changes of
+    the run out of order, make the module fail naming the lines (RV(journal_damaged_lines)) and change nothing:
+    the rollback could not prove it undoes every change. Without O(rollback_run_id) every unreadable line does.
 author:
   - oomguard.fleet contributors (@oomguard)
 extends_documentation_fragment:
@@ -108,10 +113,24 @@ restarted:
   elements: str
   sample: []
 journal_bad_lines:
-  description: Journal lines that were not valid JSON (a line torn by a crash) and were ignored.
+  description:
+    - How many journal lines are not a JSON record (a line torn by a crash, a damaged line).
+    - Such a line is ignored when it cannot hold a change of the run rolled back; otherwise it is listed in RV(journal_damaged_lines).
   returned: always
   type: int
   sample: 0
+journal_damaged_lines:
+  description:
+    - Numbers (from 1) of the journal lines that blocked the rollback, which then fails and changes nothing.
+    - An unreadable line may hold a change of the run when it names the run, names a run id cut short that the run's
+      id starts with, or cannot name a run at all (cut before its run id, or written by an earlier version, which put
+      the run id last). When O(rollback_run_id) is not given, every unreadable line may hold the newest run. Changes
+      of the run out of order, or two different records with one id, also block.
+    - Repair or delete those lines (keep a copy of the journal first), then run again.
+  returned: always
+  type: list
+  elements: int
+  sample: []
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -122,6 +141,27 @@ from ansible_collections.oomguard.fleet.plugins.module_utils import rollback as 
 from ansible_collections.oomguard.fleet.plugins.module_utils.common import remediation_argument_spec, run_locked
 
 
+def look(params, result, target=None):
+    """Read the journal and decide what to restore: (run to undo, plan, damage message or None).
+
+    An unreadable line that may hold a change of the run (``journal.bad_lines_of``), and changes of
+    the run out of order (``journal.disordered_lines_of``), block the rollback; when the run is not
+    named, every unreadable line does, since the newest run may be among them."""
+    journal = jr.read_journal(params["journal"])
+    named = params["rollback_run_id"]
+    if target is None:
+        target = rb.resolve_run(journal["records"], named)
+    bad = jr.bad_lines_of(journal, named)
+    disordered = jr.disordered_lines_of(journal, target) if target else []
+    result.update(journal_bad_lines=len(journal["bad"]), journal_damaged_lines=sorted(set(bad + disordered)))
+    damage = jr.damage_message(params["journal"], target, bool(named), bad, disordered)
+    the_plan = None
+    if target is not None and not damage:
+        the_plan = rb.plan_rollback(journal["records"], target, params["proc_path"])
+        the_plan["intents"] = bool(jr.change_intents(journal["records"], target))
+    return target, the_plan, damage
+
+
 def main():
     argument_spec = remediation_argument_spec()
     argument_spec.update(rollback_run_id=dict(type="str"))
@@ -129,42 +169,59 @@ def main():
     params = module.params
     run_id = params["run_id"] or jr.new_run_id()
     result = dict(changed=False, run_id=run_id, rollback_of=None, already_rolled_back=False, restored=[], dropins=[],
-                  not_restored=[], daemon_reload=False, restarted=[], journal_bad_lines=0)
+                  not_restored=[], daemon_reload=False, restarted=[], journal_bad_lines=0,
+                  journal_damaged_lines=[])
     try:
-        records, result["journal_bad_lines"] = jr.read_records(params["journal"])
+        target, the_plan, damage = look(params, result)
     except jr.JournalError as exc:
         module.fail_json(msg=str(exc), **result)
-    target = rb.resolve_run(records, params["rollback_run_id"])
+    except rem.RemediationError as exc:
+        module.fail_json(msg="Failed to read what to restore: %s" % exc, **result)
     result["rollback_of"] = target
+    if damage:
+        module.fail_json(msg=damage, **result)
     if target is None:
         module.warn("The journal %s records no change; nothing to roll back" % params["journal"])
         module.exit_json(**result)
-    if params["rollback_run_id"] and not jr.change_intents(records, target):
+    if params["rollback_run_id"] and not the_plan["intents"]:
         module.warn("The journal %s records no change for run %s; nothing to roll back" % (params["journal"], target))
-    try:
-        the_plan = rb.plan_rollback(records, target, params["proc_path"])
-    except rem.RemediationError as exc:
-        module.fail_json(msg="Failed to read what to restore: %s" % exc, **result)
     result.update(already_rolled_back=the_plan["already"], not_restored=the_plan["not_restored"])
     result["changed"] = bool(the_plan["dropins"] or the_plan["runtime"])
-    if module._diff:
-        result["diff"] = rb.rollback_diff(the_plan)
     if module.check_mode or not result["changed"]:
+        if module._diff:
+            result["diff"] = rb.rollback_diff(the_plan)
         result.update(restored=the_plan["runtime"], dropins=[
             {"unit": d["unit"], "path": d["path"], "action": "removed" if d["restore"] is None else "restored"} for d in the_plan["dropins"]])
         module.exit_json(**result)
 
+    plans = []
+
     def act(journal):
-        return rb.apply_rollback(the_plan, journal, params["proc_path"], rem.systemd_running(params["root"]),
-                                 module.run_command, params["restart"])
+        # What to restore is decided again under the lock, from the journal as it is then: another run may
+        # have changed the host or the journal since the look above.
+        locked_plan, locked_damage = look(params, result, target)[1:]
+        if locked_damage:
+            raise jr.JournalError(locked_damage)
+        plans.append(locked_plan)
+        if not (locked_plan["dropins"] or locked_plan["runtime"]):
+            return rem.new_outcome()
+        return rb.apply_rollback(locked_plan, journal, params["proc_path"], rem.systemd_running(params["root"]),
+                                 module.run_command, params["restart"], selinux_module=module)
 
     outcome, error = run_locked(params["journal"], run_id, "rollback of %s" % target, act)
+    if plans:
+        the_plan = plans[0]
+        result.update(already_rolled_back=the_plan["already"], not_restored=the_plan["not_restored"])
+    if module._diff:
+        result["diff"] = rb.rollback_diff(the_plan)
     # What was done, not what was planned: a run that failed before its first change (the lock is held,
     # the journal cannot be written) changed nothing.
     result["changed"] = bool(outcome and (outcome["processes"] or outcome["dropins"]))
     if outcome:
         result.update(restored=outcome["processes"], dropins=outcome["dropins"], daemon_reload=outcome["daemon_reload"],
                       restarted=outcome["restarted"], not_restored=the_plan["not_restored"] + outcome["vanished"])
+        for warning in outcome["warnings"]:
+            module.warn(warning)
         if outcome["refused"]:
             item = outcome["refused"][0]
             error = rem.refusal_message(item["pid"], item["name"], item["old"], item["new"], params["proc_path"])

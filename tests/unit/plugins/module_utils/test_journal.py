@@ -234,3 +234,92 @@ def test_journal_writable_by_others_is_refused_not_chmodded(tmp_path):
     with pytest.raises(jr.JournalError, match="writable by group or others"):
         jr.read_records(str(path))
     assert mode(path) == 0o666
+
+
+# A torn tail, and which unreadable lines may hold a change of a run
+
+def test_a_record_after_a_torn_last_line_starts_a_line_of_its_own(tmp_path):
+    path = tmp_path / "journal.jsonl"
+    path.write_bytes(b'{"run_id": "a", "op": "dropin", "sta')  # a crash mid-write: no newline
+    os.chmod(str(path), 0o600)
+    jr.Journal(str(path), "b").intent("dropin", path="/etc/x.conf")
+    records, bad = jr.read_records(str(path))
+    assert [r["run_id"] for r in records] == ["b"] and bad == [1]
+    jr.Journal(str(path), "b").mark("note")
+    assert path.read_bytes().count(b"\n") == 3  # the newline ending the torn line, then one per record
+
+
+def test_lines_start_with_their_run_id():
+    line = jr.encode_record({"op": "dropin", "run_id": "r-1", "at": "T", "id": "r-1/5/1"})
+    assert line.startswith('{"run_id": "r-1", "at": "T", "id"') and json.loads(line)["op"] == "dropin"
+    assert jr.encode_record({"run_id": "r"}) == '{"run_id": "r"}'
+    assert jr.encode_record({"op": "x"}) == '{"op": "x"}'
+
+
+def test_invalid_utf8_is_a_bad_line_not_a_crash(tmp_path):
+    path = tmp_path / "journal.jsonl"
+    path.write_bytes(b'{"run_id": "a", "op": "note"}\n\xff\xfe garbage\n{"run_id": "b", "op": "note"}\n')
+    records, bad = jr.read_records(str(path))
+    assert [r["run_id"] for r in records] == ["a", "b"] and bad == [2]
+
+
+def journal_of(lines):
+    return {"records": [], "lines": [], "bad": [{"line": n, "text": t} for n, t in lines]}
+
+
+def test_bad_lines_that_may_hold_a_change_of_a_run():
+    record = jr.encode_record({"run_id": "run-1", "id": "run-1/1/1", "op": "dropin", "state": "intent", "path": "/x"})
+    other = jr.encode_record({"run_id": "run-2", "id": "run-2/1/1", "op": "runtime", "state": "intent"})
+    legacy = json.dumps({"run_id": "run-1", "id": "run-1/1/1", "op": "dropin", "state": "intent", "at": "T"}, sort_keys=True)
+    journal = journal_of([
+        (1, record[:30]),             # names run-1, cut after its run id
+        (2, other[:30]),              # names run-2 only
+        (3, record[:8]),              # cut before a run id could start: could be anyone's
+        (4, other[:25] + record),     # run-2's torn line glued to run-1's whole record (a journal of an earlier version)
+        (5, legacy[:40]),             # the key order of earlier versions: the run id comes last, so this names no run
+        (6, "[1, 2]"),                # not a record at all
+        (7, record[:15]),             # the run id cut to "run-": run-1's or run-2's
+        (8, other[:17]),              # the run id cut to "run-2": not run-1's, nor other's
+        (9, '{"run_id": "bad\\u12'),  # an escape cut short: a partial id no run here starts with
+        (10, '{"run_id": ["x"]}  x'),  # not a string where the run id goes
+        (11, '{"run_id": "\\ud800"} x'),  # a complete (if odd) id of another run
+    ])
+    assert jr.bad_lines_of(journal, "run-1") == [1, 3, 4, 5, 6, 7, 10]
+    assert jr.bad_lines_of(journal, "run-2") == [2, 3, 4, 5, 6, 7, 8, 10]
+    assert jr.bad_lines_of(journal, "other") == [3, 5, 6, 10]
+    assert jr.bad_lines_of(journal, None) == list(range(1, 12))
+    assert jr.bad_lines_of(journal_of([(1, '{"run_id": "a\\qb"} x')]), "other") == [1]  # an escape JSON lacks
+
+
+def intents(*specs):
+    """(line, id, at[, extra]) -> a journal of change intents of run R."""
+    journal = {"records": [], "lines": [], "bad": []}
+    for spec in specs:
+        line, record_id, at = spec[:3]
+        record = dict(spec[3] if len(spec) > 3 else {}, run_id="R", id=record_id, op="runtime", state="intent", at=at)
+        journal["records"].append(record)
+        journal["lines"].append(line)
+    return journal
+
+
+def test_changes_of_a_run_out_of_order():
+    assert jr.disordered_lines_of(intents((1, "R/5/1", "T1"), (2, "R/5/2", "T1"), (3, "R/9/1", "T2")), "R") == []
+    assert jr.disordered_lines_of(intents((1, "R/5/2", "T1"), (2, "R/5/1", "T1")), "R") == [2]  # swapped
+    assert jr.disordered_lines_of(intents((1, "R/5/1", "T2"), (2, "R/6/1", "T1")), "R") == [2]  # earlier time
+    assert jr.disordered_lines_of(intents((1, "R/5/1", "T1"), (2, "R/5/2", "T1"), (3, "R/5/1", "T1")), "R") == []  # exact copy
+    assert jr.disordered_lines_of(intents((1, "R/5/1", "T1", {"old": 1}), (2, "R/5/1", "T1", {"old": 2})), "R") == [2]
+    assert jr.disordered_lines_of(intents((1, "R/x/1", "T1"), (2, "S/5/1", "T1"), (3, 7, "T1")), "R") == [1, 2, 3]
+    # the same pid in a later module run of the same run id starts again at 1, at a later time
+    assert jr.disordered_lines_of(intents((1, "R/5/1", "T1"), (2, "R/5/2", "T1"), (3, "R/5/1", "T2", {"pid": 9})), "R") == []
+    other = intents((1, "R/5/2", "T1"), (2, "R/5/1", "T1"))
+    other["records"][1]["run_id"] = "S"
+    assert jr.disordered_lines_of(other, "R") == []
+
+
+def test_damage_message_names_the_lines_and_what_to_do():
+    assert jr.damage_message("/j", "R", True, [], []) is None
+    msg = jr.damage_message("/j", "R", True, [4, 7], [9])
+    assert "line(s) 4, 7 cannot be read and may hold a change of run R" in msg and "line(s) 9 hold changes of run R out of order" in msg
+    assert "changed nothing" in msg and "sed -n '4p' /j" in msg and "rollback_run_id" not in msg
+    assert "the newest run (R, as far" in jr.damage_message("/j", "R", False, [4], []) and "rollback_run_id" in jr.damage_message("/j", "R", False, [4], [])
+    assert "a run (the readable lines record no change)" in jr.damage_message("/j", None, False, [1], [])
