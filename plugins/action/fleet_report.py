@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
@@ -17,6 +16,7 @@ from ansible_collections.oomguard.fleet.plugins.plugin_utils.report import (
     ReportError,
     build_report,
     carry_over_times,
+    ensure_dir,
     format_time,
     gate,
     read_results_dir,
@@ -81,9 +81,9 @@ def _same_but(path, data, moving_key):
 
 def _make_dir(path, option):
     try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as exc:
-        raise ReportError("cannot create directory %s (%s); point %s at a writable directory" % (path, exc.strerror or exc, option))
+        ensure_dir(path, 0o755)
+    except ReportError as exc:
+        raise ReportError("cannot use directory %s (%s); fix that or point %s at another directory" % (path, exc, option)) from None
 
 
 def _host_value(host_vars, key):
@@ -117,9 +117,9 @@ class ActionModule(ActionBase):
                 if _same_but(result_file_path(results_dir, record["host"]), payload, "written_at"):
                     continue
                 written.append(write_result_file(results_dir, record["host"], payload))
-        except OSError as exc:
-            raise ReportError("cannot write the result files in %s (%s); point results_dir (role: oomguard_report_results_dir) "
-                              "at a writable directory" % (results_dir, exc.strerror or exc))
+        except ReportError as exc:
+            raise ReportError("cannot write the result files in %s (%s); fix that or point results_dir "
+                              "(role: oomguard_report_results_dir) at another directory" % (results_dir, exc)) from None
         return written
 
     def run(self, tmp=None, task_vars=None):

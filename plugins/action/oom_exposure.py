@@ -21,6 +21,7 @@ from ansible_collections.oomguard.fleet.plugins.module_utils.exposure import (
     ExposureError,
     LEVELS,
     NO_GATE,
+    RULE_ARGUMENT_SPEC,
     assess,
     gate_message,
     gate_tripped,
@@ -36,19 +37,7 @@ display = Display()
 FACTS_MODULE = "oomguard.fleet.oom_score_facts"
 FACT_NAMES = ("oom", "slabinfo", "oom_evidence")
 
-RULE_SPEC = {
-    "unkillable_high_pct": {"type": "float"},
-    "unkillable_critical_pct": {"type": "float"},
-    "allowlist": {"type": "list", "elements": "raw"},
-    "allowlist_max_rss_kb": {"type": "int"},
-    "unallowed_high_pct": {"type": "float"},
-    "killable_min_pct": {"type": "float"},
-    "available_low_pct": {"type": "float"},
-    "sunreclaim_pct": {"type": "float"},
-    "slab_growth_kb_per_hour": {"type": "float"},
-    "slab_growth_min_kb": {"type": "float"},
-    "slab_growth_ignore": {"type": "list", "elements": "str"},
-}
+RULE_SPEC = RULE_ARGUMENT_SPEC
 
 OWN_SPEC = {
     "custom_rules": {"type": "list", "elements": "dict"},
@@ -103,9 +92,9 @@ def write_result_file(results_dir, host, exposure, run_id, now=None):
     record = {"schema": 1, "host": host, "run_id": run_id, "written_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "exposure": exposure}
     try:
         return report.write_result_file(results_dir, host, record)
-    except OSError as exc:
-        raise AnsibleError("cannot write the result file for %s in %s (%s); point results_dir at a writable directory on the "
-                           "controller" % (host, results_dir, exc.strerror or exc))
+    except report.ReportError as exc:
+        raise AnsibleError("cannot write the result file for %s in %s (%s); fix that or point results_dir at another directory "
+                           "on the controller" % (host, results_dir, exc))
 
 
 class ActionModule(ActionBase):

@@ -76,6 +76,8 @@ options:
       - A host name that is not already a safe lower-case file name gets C(~) and 16 hex digits of its SHA-256
         (C(web/1) writes C(web_1~<hash>.json)), so names that sanitise alike never share a file; the report role
         names the files the same way.
+      - A symlinked result file or directory, or a directory owned by another user or writable by group or others
+        (unless sticky), is refused with the path and what to change; a replaced file keeps its mode and owner.
     type: path
   run_id:
     description:

@@ -19,8 +19,8 @@ import math
 import os
 import re
 import stat
-import tempfile
 
+from ansible_collections.oomguard.fleet.plugins.module_utils import safefile
 from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import REDACTED, redact_args
 
 REPORT_SCHEMA = 1
@@ -516,11 +516,10 @@ def result_file_text(payload):
 def write_result_file(results_dir, host, payload):
     """Write ``payload`` as the result file of ``host`` (mode 0640; the directory is made 0750); return its path.
 
-    Raises OSError; the callers say which option to fix.
+    Raises ReportError (see :func:`atomic_write`); the callers say which option to fix.
     """
-    os.makedirs(results_dir, mode=RESULT_DIR_MODE, exist_ok=True)
     path = result_file_path(results_dir, host)
-    atomic_write(path, result_file_text(payload), mode=RESULT_FILE_MODE)
+    atomic_write(path, result_file_text(payload), mode=RESULT_FILE_MODE, dir_mode=RESULT_DIR_MODE)
     return path
 
 
@@ -579,23 +578,34 @@ def read_results_dir(path):
     return records, problems
 
 
-def atomic_write(path, text, mode=0o644):
+_BECOME_HINT = re.compile(r"run with become: true,? or ")
+
+
+def atomic_write(path, text, mode=0o644, dir_mode=0o755):
     """Write text to path so readers see the old or the new file, never half of one.
 
-    The temporary file sits in the same directory (same filesystem) and starts
-    with a dot, which node_exporter's textfile collector ignores (it reads
-    ``*.prom`` only).
+    Through the collection's one safe-write primitive (module_utils/safefile.py): a
+    temporary file in the same directory (its name starts with a dot, which
+    node_exporter's textfile collector and :func:`read_results_dir` ignore), fsync,
+    rename, fsync of the directory. A symlink (file or directory), a directory owned by
+    another user or writable by group or others (unless sticky) is refused; a replaced
+    file keeps its mode and owner, a new one gets ``mode``; a missing directory is made
+    with ``dir_mode``. Raises ReportError saying what to fix.
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        safefile.write_atomic(path, text, mode=mode, dir_mode=dir_mode)
+    except safefile.SafeFileError as exc:
+        raise ReportError(_controller_text(exc)) from None
+
+
+def ensure_dir(path, mode=0o755):
+    """Create ``path`` with ``mode``, or check an existing one, as :func:`atomic_write` does; ReportError when unsafe."""
+    try:
+        safefile.ensure_dir(path, mode)
+    except safefile.SafeFileError as exc:
+        raise ReportError(_controller_text(exc)) from None
+
+
+def _controller_text(exc):
+    """A safefile message for the controller, where the playbook's user writes and become does not apply."""
+    return _BECOME_HINT.sub("", str(exc))

@@ -63,8 +63,7 @@ def write_report(report, paths, junit_fail_on="high", unknown_fails=True, check_
         if check_mode:
             continue
         try:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             atomic_write(path, text)
-        except OSError as exc:
-            raise ReportError("Failed to write the %s report to %s: %s; check that the directory is writable" % (fmt, path, exc.strerror or exc))
+        except ReportError as exc:
+            raise ReportError("Failed to write the %s report to %s: %s" % (fmt, path, exc)) from None
     return changed

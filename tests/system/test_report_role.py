@@ -259,7 +259,7 @@ def test_role_rejects_a_bad_level(workdir):
 
 
 @pytest.mark.parametrize("option,message", [
-    ("oomguard_report_dir", "Failed to build the fleet report: cannot create directory"),
+    ("oomguard_report_dir", "Failed to build the fleet report: cannot use directory"),
     ("oomguard_report_results_dir", "Failed to build the fleet report: Failed to read results directory"),
 ])
 def test_role_says_what_to_do_when_it_cannot_write_or_read(workdir, option, message):

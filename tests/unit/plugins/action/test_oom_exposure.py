@@ -234,7 +234,7 @@ def test_unwritable_results_dir_fails_with_what_to_do(harness):
     result = harness.run(results_dir=str(blocker / "sub"))
     assert result["failed"] is True
     assert "cannot write the result file for web01 in %s" % (blocker / "sub") in result["msg"][-1]
-    assert "point results_dir at a writable directory" in result["msg"][-1]
+    assert "Not a directory; choose another path.); fix that or point results_dir at another directory" in result["msg"][-1]
     assert result["msg"][0].startswith("web01: ok")
 
 

@@ -164,7 +164,8 @@ def test_write_report_unwritable(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     paths = ro.output_paths(str(blocker / "sub"), ["csv"])
-    with pytest.raises(rp.ReportError, match="Failed to write the csv report to .*check that the directory is writable"):
+    with pytest.raises(rp.ReportError, match="Failed to write the csv report to .*: Failed to create the directory .*sub: Not a "
+                                             "directory; choose another path"):
         ro.write_report(model_of(("a", "ok", "m")), paths)
 
 

@@ -249,5 +249,106 @@ def test_unwritable_results_dir_fails_the_report_with_what_to_do(tmp_path):
     (results / rp.safe_host_filename("web/1")).mkdir(parents=True)   # a directory where the file goes
     result = run_fleet_report(tmp_path, False, dest=str(tmp_path / "report"), results_dir=str(results), formats=["json"])
     assert result["failed"] is True
-    assert "cannot write the result files in %s (Is a directory)" % results in result["msg"]
-    assert "point results_dir (role: oomguard_report_results_dir) at a writable directory" in result["msg"]
+    assert "cannot write the result files in %s (%s is a directory, not a regular file" % (
+        results, results / rp.safe_host_filename("web/1")) in result["msg"]
+    assert "fix that or point results_dir (role: oomguard_report_results_dir) at another directory" in result["msg"]
+
+
+# ---- safe writes (module_utils/safefile.py) ---------------------------------
+
+def test_a_symlinked_result_file_is_refused_and_its_target_untouched(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir(mode=0o750)
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("keep me")
+    (results / "web01.json").symlink_to(target)
+    with pytest.raises(rp.ReportError, match="web01.json is a symlink"):
+        rp.write_result_file(str(results), "web01", {"host": "web01"})
+    assert target.read_text() == "keep me" and (results / "web01.json").is_symlink()
+    assert os.listdir(str(results)) == ["web01.json"]      # no temporary file left
+
+
+def test_a_symlinked_results_directory_is_refused(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir(mode=0o750)
+    (tmp_path / "results").symlink_to(real)
+    with pytest.raises(rp.ReportError, match="is a symlink"):
+        rp.write_result_file(str(tmp_path / "results"), "web01", {"host": "web01"})
+    assert os.listdir(str(real)) == []
+
+
+@pytest.mark.parametrize("mode,refused", [(0o777, True), (0o775, True), (0o1777, False), (0o750, False)])
+def test_a_results_directory_others_may_write_is_refused_unless_sticky(tmp_path, mode, refused):
+    results = tmp_path / "results"
+    results.mkdir()
+    os.chmod(str(results), mode)
+    if refused:
+        with pytest.raises(rp.ReportError, match="chmod go-w"):
+            rp.write_result_file(str(results), "web01", {"host": "web01"})
+        assert os.listdir(str(results)) == []
+    else:
+        rp.write_result_file(str(results), "web01", {"host": "web01"})
+    assert stat_mode(results) == mode                         # never chmodded
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to hand the directory to another user")
+def test_a_results_directory_of_another_user_is_refused(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir(mode=0o755)
+    os.chown(str(results), 4321, 4321)
+    with pytest.raises(rp.ReportError, match="owned by uid 4321"):
+        rp.write_result_file(str(results), "web01", {"host": "web01"})
+
+
+def stat_mode(path):
+    return os.stat(str(path)).st_mode & 0o7777
+
+
+def test_a_replaced_report_file_keeps_its_mode(tmp_path):
+    path = tmp_path / "oomguard-report.json"
+    path.write_text("old")
+    os.chmod(str(path), 0o600)
+    rp.atomic_write(str(path), "new\n")
+    assert path.read_text() == "new\n" and stat_mode(path) == 0o600
+    fresh = tmp_path / "sub" / "new.prom"
+    rp.atomic_write(str(fresh), "x\n")
+    assert stat_mode(fresh) == 0o644 and stat_mode(fresh.parent) == 0o755
+
+
+def test_report_writes_refuse_a_symlink_and_say_which_format(tmp_path):
+    target = tmp_path / "victim"
+    target.write_text("keep me")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "oomguard-report.md").symlink_to(target)
+    report = rp.build_report([rp.make_record("web01", {"level": "ok"}, written_at=T0)])
+    with pytest.raises(rp.ReportError, match="Failed to write the markdown report to .*oomguard-report.md: .*is a symlink"):
+        write_report(report, output_paths(str(out), ["markdown"]))
+    assert target.read_text() == "keep me"
+
+
+def test_both_actions_report_an_unsafe_results_directory(tmp_path):
+    from ansible.errors import AnsibleError
+    from ansible_collections.oomguard.fleet.plugins.action import oom_exposure
+
+    results = tmp_path / "results"
+    results.mkdir()
+    os.chmod(str(results), 0o777)
+    with pytest.raises(AnsibleError, match="cannot write the result file for web01 in .*writable by group and others"):
+        oom_exposure.write_result_file(str(results), "web01", {"level": "ok"}, "run-1")
+    result = run_fleet_report(tmp_path, False, dest=str(tmp_path / "report"), results_dir=str(results), formats=["json"])
+    assert result["failed"] is True and "writable by group and others" in result["msg"]
+    assert os.listdir(str(results)) == []
+
+
+def test_an_unsafe_report_directory_is_refused_naming_the_variable(tmp_path):
+    dest = tmp_path / "report"
+    dest.mkdir()
+    os.chmod(str(dest), 0o777)
+    result = run_fleet_report(tmp_path, False, dest=str(dest), formats=["json"])
+    assert result["failed"] is True
+    assert "cannot use directory %s (The directory %s is writable by group and others (mode 0777)" % (dest, dest) in result["msg"]
+    assert "chmod go-w" in result["msg"] and "point dest (role: oomguard_report_dir) at another directory" in result["msg"]
+    assert "become" not in result["msg"] and os.listdir(str(dest)) == []
+    result = run_fleet_report(tmp_path, False, dest=str(tmp_path / "new" / "report"), formats=["json"])
+    assert not result.get("failed") and stat_mode(tmp_path / "new" / "report") == 0o755
