@@ -48,6 +48,12 @@ options:
         job logs or JSON callbacks must hold no command line at all. Nothing in the collection's roles needs it.
     type: bool
     default: true
+  sys_path:
+    description:
+      - Where sysfs is mounted, for C(ansible_facts.oom.panic) (the pstore backend, C(kernel/kexec_crash_loaded)).
+      - Default - the C(sys) beside O(proc_path) (C(/proc) gives C(/sys), C(/host/proc) gives C(/host/sys)). When that
+        directory has no C(kernel/), the pstore and crash kernel facts are null (unknown), not false.
+    type: path
   slabinfo_top:
     description:
       - With O(gather_subset=slabinfo), the number of caches returned; see O(oomguard.fleet.slabinfo_facts#module:top).
@@ -68,6 +74,8 @@ options:
   evidence_root:
     description:
       - With O(gather_subset=evidence), the directory that holds C(var/log), C(var/crash) and C(sys/fs/pstore).
+      - Also where C(ansible_facts.oom.panic.journal) looks for C(var/log/journal) and journald's C(Storage=) in
+        C(etc/systemd/journald.conf) and its drop-ins (whatever O(gather_subset)).
       - Point it at a copy of a host's files (a fixture tree, a mounted disk) to search those instead. When it is
         not C(/), C(journalctl) reads only the persistent journal under it (C(--directory)).
     type: path
@@ -147,4 +155,20 @@ options:
     type: list
     elements: str
     default: [dentry, "*inode_cache", xfs_inode, buffer_head, radix_tree_node, ext4_extent_status, extent_status, mbcache]
+  require_panic_record:
+    description:
+      - C(PANIC001) flags a host where a panic would leave no record (no pstore backend, no crash kernel loaded) -
+        C(medium), or C(low) when a persistent journal keeps at least the lead-up. V(false) switches it off.
+    type: bool
+    default: true
+  require_panic_reboot:
+    description:
+      - C(PANIC002) flags a host that stays hung after a panic (C(kernel.panic) 0) - C(medium), C(high) when
+        C(vm.panic_on_oom) is 1 or 2. V(false) switches it off.
+    type: bool
+    default: true
+  panic_reboot_max_s:
+    description: C(PANIC002) is C(low) when C(kernel.panic) waits longer than this many seconds; V(0) for no bound.
+    type: float
+    default: 300
 """

@@ -61,9 +61,33 @@ DEFAULTS = {
     # on older kernels and "extent_status" (KMEM_CACHE of the struct) on newer ones.
     "slab_growth_ignore": ["dentry", "*inode_cache", "xfs_inode", "buffer_head", "radix_tree_node",
                            "ext4_extent_status", "extent_status", "mbcache"],
+    # PANIC001: a panic would leave no record (no pstore backend, no crash kernel loaded).
+    "require_panic_record": True,
+    # PANIC002: kernel.panic 0 leaves a panicked host hung; a longer wait than this (seconds, 0: any) is low.
+    "require_panic_reboot": True,
+    "panic_reboot_max_s": 300.0,
 }
+BOOLEAN_OPTIONS = ("require_panic_record", "require_panic_reboot")
 
-BUILTIN_RULES = ("OOM001", "OOM002", "OOM003", "SLAB001", "SLAB002", "VM001", "HIST001", "HIST002")
+BUILTIN_RULES = ("OOM001", "OOM002", "OOM003", "SLAB001", "SLAB002", "VM001", "HIST001", "HIST002", "PANIC001", "PANIC002")
+
+# The options above as an Ansible argument spec (the oomguard.fleet.oom_exposure action takes them).
+RULE_ARGUMENT_SPEC = {
+    "unkillable_high_pct": {"type": "float"},
+    "unkillable_critical_pct": {"type": "float"},
+    "allowlist": {"type": "list", "elements": "raw"},
+    "allowlist_max_rss_kb": {"type": "int"},
+    "unallowed_high_pct": {"type": "float"},
+    "killable_min_pct": {"type": "float"},
+    "available_low_pct": {"type": "float"},
+    "sunreclaim_pct": {"type": "float"},
+    "slab_growth_kb_per_hour": {"type": "float"},
+    "slab_growth_min_kb": {"type": "float"},
+    "slab_growth_ignore": {"type": "list", "elements": "str"},
+    "require_panic_record": {"type": "bool"},
+    "require_panic_reboot": {"type": "bool"},
+    "panic_reboot_max_s": {"type": "float"},
+}
 
 _RULE_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -147,6 +171,9 @@ def normalize_options(options=None):
     for key, value in merged.items():
         if key == "allowlist":
             continue
+        if key in BOOLEAN_OPTIONS:
+            merged[key] = _boolean(key, value)
+            continue
         if key == "slab_growth_ignore":
             if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
                 raise ExposureError("exposure option slab_growth_ignore must be a list of cache name patterns, got %r" % (value,))
@@ -164,6 +191,19 @@ def normalize_options(options=None):
                             % (merged["unkillable_critical_pct"], merged["unkillable_high_pct"]))
     merged["allowlist"] = _normalize_allowlist(merged["allowlist"], merged["allowlist_max_rss_kb"])
     return merged
+
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _boolean(key, value):
+    """A boolean option; the strings ``-e key=false`` gives are read as Ansible reads them."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if isinstance(value, (str, int)) else None
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ExposureError("exposure option %s must be true or false, got %r" % (key, value))
 
 
 def _normalize_allowlist(entries, default_max):
@@ -271,6 +311,7 @@ def figures_of(oom, slabinfo=None, evidence=None):
         "process_count": summary.get("process_count"),
         "unkillable_count": summary.get("unkillable_count"),
         "panic_on_oom": (oom.get("vm") or {}).get("panic_on_oom"),
+        "panic_timeout_s": (oom.get("panic") or {}).get("timeout_s") if isinstance(oom.get("panic"), dict) else None,
     }
     if isinstance(evidence, dict):
         figures["oom_kill_count"] = (evidence.get("oom_kills") or {}).get("count")
@@ -300,6 +341,51 @@ def rule_oom001(oom, figures, opts):
                   human_kb(figures["mem_total_kb"]), _fmt_pct(opts["unkillable_high_pct"]),
                   _fmt_pct(opts["unkillable_critical_pct"])))
     return [_finding("OOM001", severity, message, pids)]
+
+
+def rule_panic001(panic, opts):
+    """No record of a panic would survive the reboot. Returns (findings, skipped reason or None)."""
+    if not opts["require_panic_record"]:
+        return [], "switched off (require_panic_record: false)"
+    pstore, crash, journal = panic.get("pstore") or {}, panic.get("crash_kernel") or {}, panic.get("journal") or {}
+    if not panic.get("sys_path") or crash.get("loaded") is None:
+        return [], "sysfs was not found beside the procfs (sys_path): pstore and the crash kernel are unknown"
+    if pstore.get("backend") or crash.get("loaded"):
+        return [], None
+    if journal.get("persistent"):
+        journal_text, severity = ("; the persistent journal keeps the lead-up (OOM kills, the warning) but not the panic "
+                                  "itself, which userspace never gets to write"), "low"
+    else:
+        journal_text, severity = ("; nor does journald keep a persistent journal (Storage=%s%s): not even the lead-up "
+                                  "survives" % (journal.get("storage") or "unknown",
+                                                ", no %s" % journal["path"] if journal.get("path") else "")), "medium"
+    message = ("A panic here would leave no record: no pstore backend (%s/module/pstore/parameters/backend is empty) and "
+               "no crash kernel loaded (kexec_crash_loaded is not 1)%s. After an 'Out of memory and no killable "
+               "processes' panic and the reboot nothing on the host says why, and HIST001 can never fire; load a pstore "
+               "backend (ramoops, efi_pstore, erst) or set up kdump" % (panic["sys_path"], journal_text))
+    return [_finding("PANIC001", severity, message)], None
+
+
+def rule_panic002(panic, vm, opts):
+    """The host does not reboot after a panic (kernel.panic 0), or waits long. Returns (findings, skipped reason)."""
+    if not opts["require_panic_reboot"]:
+        return [], "switched off (require_panic_reboot: false)"
+    timeout = panic.get("timeout_s")
+    if not _num(timeout):
+        return [], "kernel.panic is not in this host's procfs (sys/kernel/panic)"
+    panic_on_oom = (vm or {}).get("panic_on_oom")
+    if timeout == 0:
+        every_oom = panic_on_oom in (1, 2)
+        return [_finding("PANIC002", "high" if every_oom else "medium", (
+            "kernel.panic is 0: after a panic the host stays hung until someone restarts it%s; set kernel.panic to the "
+            "seconds to wait before the reboot (for example 10)" % (
+                " - and with vm.panic_on_oom %s every OOM is a panic" % panic_on_oom if every_oom else "")))], None
+    limit = opts["panic_reboot_max_s"]
+    if timeout > 0 and limit and timeout > limit:
+        return [_finding("PANIC002", "low", (
+            "kernel.panic is %d: after a panic the host waits %d s before it reboots (flagged above %d s)"
+            % (timeout, timeout, limit)))], None
+    return [], None
 
 
 def _describe(proc):
@@ -597,6 +683,13 @@ def assess(facts, host=None, options=None, custom_rules=None, now=None):
         skipped.append({"id": "HIST001", "reason": "incident evidence was not gathered"})
     else:
         findings += rule_hist(evidence)
+    panic = oom.get("panic") if isinstance(oom.get("panic"), dict) else None
+    for rule_id, judge in (("PANIC001", lambda: rule_panic001(panic, opts)),
+                           ("PANIC002", lambda: rule_panic002(panic, oom.get("vm"), opts))):
+        found, why = judge() if panic is not None else ([], "no panic facts (gathered by an older oom_score_facts)")
+        findings += found
+        if why:
+            skipped.append({"id": rule_id, "reason": why})
     document = {"oom": oom, "slabinfo": slabinfo, "oom_evidence": evidence, "figures": figures}
     findings += run_custom_rules(compiled, document, figures, host)
 

@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import glob
 import heapq
 import os
 
@@ -270,6 +271,81 @@ def describe(row, proc_path, cmdline_max, errors, return_cmdline=True):
     }
 
 
+def _read_optional_text(path):
+    try:
+        return read_text(path).strip()
+    except (IOError, OSError):
+        return None
+
+
+def _mounted_types(proc_path):
+    """File system types mounted in this reader's namespace, from <proc_path>/self/mountinfo (None: unreadable)."""
+    try:
+        text = read_text(os.path.join(proc_path, "self", "mountinfo"))
+    except (IOError, OSError):
+        return None
+    return set(line.split(" - ", 1)[1].split(" ")[0] for line in text.splitlines() if " - " in line)
+
+
+JOURNALD_CONF_DIRS = ("usr/lib/systemd/journald.conf.d", "run/systemd/journald.conf.d", "etc/systemd/journald.conf.d")
+
+
+def journald_storage(root):
+    """journald's Storage= (journald.conf(5)): the main file, then drop-ins sorted by name, last one wins."""
+    files = [os.path.join(root, "etc", "systemd", "journald.conf")]
+    dropins = {}
+    for directory in JOURNALD_CONF_DIRS:  # a name in /etc overrides the same name in /run and /usr/lib
+        for path in glob.glob(os.path.join(root, directory, "*.conf")):
+            dropins[os.path.basename(path)] = path
+    files += [dropins[name] for name in sorted(dropins)]
+    storage = None
+    for path in files:
+        section = None
+        for line in (_read_optional_text(path) or "").splitlines():
+            line = line.strip()
+            if line.startswith("["):
+                section = line
+            elif section == "[Journal]" and line.partition("=")[0].strip() == "Storage":
+                storage = line.partition("=")[2].strip().lower() or None
+    return storage
+
+
+def panic_facts(proc_path, sys_path, root=None):
+    """What happens after a panic: does the host reboot (kernel.panic), and would a record survive
+    (a pstore backend, a loaded crash kernel, a persistent journal). Missing files are normal:
+    null, or false when the sysfs tree is there but the feature is not."""
+    sysfs = os.path.isdir(os.path.join(sys_path, "kernel")) if sys_path else False
+    kernel_dir = os.path.join(proc_path, "sys", "kernel")
+    facts = {
+        "timeout_s": read_optional_int(os.path.join(kernel_dir, "panic")),
+        "on_oops": read_optional_int(os.path.join(kernel_dir, "panic_on_oops")),
+        "sys_path": sys_path if sysfs else None,
+        "pstore": {"backend": None, "mounted": None},
+        "crash_kernel": {"loaded": None, "size_bytes": None},
+        "journal": {"persistent": None, "storage": None, "path": None},
+    }
+    if sysfs:
+        backend = _read_optional_text(os.path.join(sys_path, "module", "pstore", "parameters", "backend"))
+        types = _mounted_types(proc_path)
+        facts["pstore"] = {"backend": backend if backend and backend != "(null)" else None,
+                           "mounted": None if types is None else "pstore" in types}
+        loaded = read_optional_int(os.path.join(sys_path, "kernel", "kexec_crash_loaded"))
+        facts["crash_kernel"] = {"loaded": loaded == 1,  # absent: a kernel without kexec, so none loaded
+                                 "size_bytes": read_optional_int(os.path.join(sys_path, "kernel", "kexec_crash_size"))}
+    if root and os.path.isdir(os.path.join(root, "var", "log")):
+        path = os.path.join(root, "var", "log", "journal")
+        storage = journald_storage(root)
+        exists = os.path.isdir(path)
+        facts["journal"] = {"persistent": storage == "persistent" or (storage in (None, "auto") and exists),
+                            "storage": storage or "auto", "path": path}
+    return facts
+
+
+def default_sys_path(proc_path):
+    """The sysfs beside a procfs: /proc -> /sys, /host/proc -> /host/sys (as container mounts go)."""
+    return os.path.join(os.path.dirname(os.path.normpath(proc_path)), "sys")
+
+
 def select_rows(rows, adj_threshold, top_killable, all_processes):
     if all_processes:
         return list(rows)
@@ -298,8 +374,10 @@ def summarize(rows, kthreads):
 
 
 def gather_oom_facts(proc_path="/proc", adj_threshold=-500, top_killable=10, cmdline_max=256, all_processes=False,
-                     return_cmdline=True):
-    """``ansible_facts.oom`` for the procfs tree at ``proc_path``."""
+                     return_cmdline=True, sys_path=None, root=None):
+    """``ansible_facts.oom`` for the procfs tree at ``proc_path``. ``sys_path`` (default: the
+    ``sys`` beside ``proc_path``) and ``root`` (the host's files, for the journal; None: not read)
+    feed ``panic``."""
     errors = _Errors()
     meminfo = meminfo_facts(read_meminfo(proc_path))
     errors.hidepid = hidden_pids(proc_path)
@@ -319,6 +397,7 @@ def gather_oom_facts(proc_path="/proc", adj_threshold=-500, top_killable=10, cmd
         "page_size": os.sysconf("SC_PAGE_SIZE"),
         "meminfo": meminfo,
         "vm": dict((name, read_optional_int(os.path.join(vm_dir, name))) for name in VM_SYSCTLS),
+        "panic": panic_facts(proc_path, sys_path or default_sys_path(proc_path), root),
         "summary": summary,
         "processes": processes,
         "errors": errors.as_dict(),
@@ -335,6 +414,7 @@ FACTS_ARGUMENT_SPEC = dict(
     all_processes=dict(type="bool", default=False),
     cmdline_max=dict(type="int", default=256),
     return_cmdline=dict(type="bool", default=True),
+    sys_path=dict(type="path"),
     slabinfo_top=dict(type="int", default=20),
     slabinfo_baseline=dict(type="str", default="none", choices=["none", "compare", "store"]),
     slabinfo_baseline_path=dict(type="path", default="/var/lib/oomguard/slabinfo-baseline.json"),

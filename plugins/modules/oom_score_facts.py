@@ -25,10 +25,10 @@ description:
   - Each process costs two reads (C(stat) and C(oom_score_adj)); C(status), C(oom_score), C(cgroup) and C(cmdline) are
     read only for returned rows. A process that exits or denies a read during the scan is skipped and counted under
     RV(ansible_facts.oom.errors); it never fails the host, but an unreadable one makes the exposure verdict C(unknown).
-  - Command lines are redacted before they leave the host, inside each argument too (C(sh -c "mysql -pX")):
+  - Command lines are redacted before they leave the host, inside each argument too (C(sh -c "mysql -pX")) -
     C(--password=...), C(--password value), C(token=...), C(-p secret), C(-k secret), C(-u user:pass),
-    C(key=value), C(key: value) and JSON values under secret-looking keys, URL query keys (C(?api_key=...)),
-    credentials in URLs, C(Authorization:) headers and C(Bearer)/C(Basic) credentials, and tokens known by their
+    C(key=value) pairs, YAML-style pairs and JSON values under secret-looking keys, URL query keys (C(?api_key=...)),
+    credentials in URLs, C(Authorization) headers and C(Bearer)/C(Basic) credentials, and tokens known by their
     shape (Vault C(hvs.), AWS C(AKIA...), GitHub C(ghp_), Slack C(xoxb-), GitLab C(glpat-), JWTs); then truncated to
     O(cmdline_max). With O(return_cmdline=false) the command line is not read at all and C(cmdline) is null.
   - With O(gather_subset=slabinfo) the module also returns C(ansible_facts.slabinfo) exactly as
@@ -125,6 +125,22 @@ ansible_facts:
           type: dict
           returned: always
           sample: {panic_on_oom: 0, overcommit_memory: 0, oom_kill_allocating_task: 0}
+        panic:
+          description:
+            - What happens after a panic. C(timeout_s) is C(kernel.panic) (seconds before the reboot; 0 - the host stays
+              hung; negative - at once; null when the file is missing), C(on_oops) is C(kernel.panic_on_oops).
+            - C(pstore.backend) is the pstore backend that would save the panic's log (C(ramoops), C(efi_pstore),
+              C(erst); null when none), C(pstore.mounted) whether a pstore file system is mounted; C(crash_kernel.loaded)
+              is C(/sys/kernel/kexec_crash_loaded) = 1 (kdump ready), C(crash_kernel.size_bytes) the reserved memory.
+              All null, and C(sys_path) null, when no sysfs is found at O(sys_path).
+            - C(journal.persistent) says whether journald keeps its journal across reboots (C(Storage=persistent), or
+              C(auto) with C(var/log/journal) present, under O(evidence_root)), C(journal.storage) the C(Storage=)
+              setting; null when O(evidence_root) has no C(var/log).
+          type: dict
+          returned: always
+          sample: {timeout_s: 0, on_oops: 0, sys_path: /sys, pstore: {backend: null, mounted: true},
+                   crash_kernel: {loaded: false, size_bytes: 0},
+                   journal: {persistent: true, storage: auto, path: /var/log/journal}}
         summary:
           description:
             - Counts over every scanned process, returned or not. C(process_count) (user-space processes),
@@ -214,6 +230,8 @@ def _oom(module):
         cmdline_max=params["cmdline_max"],
         all_processes=params["all_processes"],
         return_cmdline=params["return_cmdline"],
+        sys_path=params["sys_path"],
+        root=params["evidence_root"],
     )
 
 

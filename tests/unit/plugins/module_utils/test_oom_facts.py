@@ -38,7 +38,7 @@ def by_pid(facts):
 
 def test_vendor_example(tmp_path):
     facts = gather_oom_facts(vendor_tree(tmp_path))
-    assert set(facts) == {"schema", "kernel", "page_size", "meminfo", "vm", "summary", "processes", "errors"}
+    assert set(facts) == {"schema", "kernel", "page_size", "meminfo", "vm", "panic", "summary", "processes", "errors"}
     assert set(facts["summary"]) == CONTRACT_SUMMARY_KEYS
     summary = facts["summary"]
     assert summary["process_count"] == 3
