@@ -37,6 +37,9 @@ SOURCE_PLAY = "play"
 SOURCE_RESULTS = "results"
 SOURCE_NONE = "none"
 
+# Key of a record read from a file that holds its host entry, built and checked while reading.
+_ENTRY = "_entry"
+
 REASON_NO_RESULT = "no result"
 REASON_FAILED = "unreachable or failed in this play"
 
@@ -370,7 +373,8 @@ def build_report(records, expected_hosts=(), failed_hosts=None, generated_at=Non
     hosts = []
     for host, record in merged.items():
         reason = failed_hosts.get(host) if record is None or record.get("source") == SOURCE_PLAY else None
-        hosts.append(host_entry(host, record, failed_reason=reason))
+        cached = record.get(_ENTRY) if record is not None and not reason else None
+        hosts.append(dict(cached) if cached is not None else host_entry(host, record, failed_reason=reason))
     hosts.sort(key=_host_order)
 
     by_level = dict((level, 0) for level in LEVELS)
@@ -569,7 +573,8 @@ def read_results_dir(path):
             continue
         try:
             record = parse_result(_read_result_file(os.path.join(path, name)), name)
-            host_entry(record["host"], record)  # what the report does with it later must not fail either
+            # Built here, where a failure can name the file; build_report uses it as it is.
+            record[_ENTRY] = host_entry(record["host"], record)
             records.append(record)
         except ReportError as exc:
             problems.append({"file": name, "error": str(exc)[len(name) + 2:] if str(exc).startswith(name + ": ") else str(exc)})
