@@ -50,7 +50,10 @@ options:
     default: none
   baseline_path:
     description:
-      - The baseline file on the managed host. Its directory is created with mode 0700 when missing.
+      - The baseline file on the managed host, written mode 0600. Its directory is created with mode 0700 when missing.
+      - An existing directory is never chmodded; a symlink, a directory owned by another user than root (or the user the
+        module runs as), or one group or others may write without the sticky bit is refused. A symlink at the path is
+        refused, not replaced.
     type: path
     default: /var/lib/oomguard/slabinfo-baseline.json
 """
