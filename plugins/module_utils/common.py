@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.oomguard.fleet.plugins.module_utils import journal as jr
+from ansible_collections.oomguard.fleet.plugins.module_utils import safefile as sf
 from ansible_collections.oomguard.fleet.plugins.module_utils.remediation import RemediationError
 
 
@@ -32,7 +33,7 @@ def run_locked(journal_path, run_id, purpose, act):
             return act(jr.Journal(journal_path, run_id)), None
     except RemediationError as exc:
         return exc.partial or None, str(exc)
-    except jr.JournalError as exc:
+    except (jr.JournalError, sf.SafeFileError) as exc:
         return getattr(exc, "partial", None), str(exc)
     except OSError as exc:
         return getattr(exc, "partial", None), "Failed to change %s: %s" % (getattr(exc, "filename", None) or "a file", exc.strerror or exc)

@@ -19,11 +19,20 @@ import select
 import signal
 import time
 
+from ansible_collections.oomguard.fleet.plugins.module_utils import dropins
 from ansible_collections.oomguard.fleet.plugins.module_utils import procfs
+from ansible_collections.oomguard.fleet.plugins.module_utils import safefile as sf
 
 OOM_SCORE_ADJ_MIN = -1000
 OOM_SCORE_ADJ_MAX = 1000
-DROPIN_NAME = "50-oomguard.conf"
+# systemd applies drop-ins in file-name order across all its directories and the last OOMScoreAdjust= wins:
+# "zz-" sorts after the numbered names and after "override.conf" (what systemctl edit writes).
+DROPIN_NAME = "zz-oomguard.conf"
+# Names earlier versions of the collection wrote; a run replaces such a drop-in of ours with DROPIN_NAME.
+LEGACY_DROPIN_NAMES = ("50-oomguard.conf",)
+DROPIN_HEADER = "# Managed by oomguard.fleet"
+BECOME_HINT = "; run the task with become: true"
+_USER_MANAGER = re.compile(r"^user@[0-9]+\.service$")
 DEFAULT_SYSTEMD_DIR = "/etc/systemd/system"
 CAP_SYS_RESOURCE = 24
 
@@ -77,7 +86,9 @@ def systemd_running(root):
 
 
 def persistable(unit):
-    return bool(unit) and unit.endswith(PERSISTABLE_SUFFIXES) and "/" not in unit
+    """A unit a system drop-in may be written for: a service, socket, mount or swap unit, never a
+    user's service manager (user@UID.service: its drop-in would change the user's whole manager)."""
+    return bool(unit) and unit.endswith(PERSISTABLE_SUFFIXES) and "/" not in unit and not _USER_MANAGER.match(unit)
 
 
 def dropin_path(systemd_dir, unit):
@@ -85,7 +96,7 @@ def dropin_path(systemd_dir, unit):
 
 
 def dropin_content(value):
-    return ("# Managed by oomguard.fleet (oom_score_adj module); playbooks/rollback.yml removes it.\n"
+    return (DROPIN_HEADER + " (oom_score_adj module); playbooks/rollback.yml removes it.\n"
             "[Service]\nOOMScoreAdjust=%d\n" % value)
 
 
@@ -156,6 +167,7 @@ def read_process(proc_path, pid):
         stat = procfs.parse_stat(stat_text, os.path.join(base, "stat"))
         starttime = int(stat_text[stat_text.rfind(")") + 2:].split()[19])
         unit = procfs.cgroup_unit(cgroup, os.path.join(base, "cgroup"))
+        manager = user_manager(cgroup)
         adj = procfs.parse_int(adj_text, os.path.join(base, "oom_score_adj"))
     except procfs.ProcParseError as exc:
         raise RemediationError("Failed to parse %s" % exc)
@@ -169,6 +181,8 @@ def read_process(proc_path, pid):
         "oom_score_adj": adj,
         "starttime": starttime,
         "kthread": procfs.is_kernel_thread(stat["flags"]),
+        "user_manager": manager[0] if manager else None,
+        "user_unit": manager[1] if manager else None,
     }
 
 
@@ -297,10 +311,95 @@ def _comm(stat_text):
     return stat_text[stat_text.find("(") + 1:stat_text.rfind(")")]
 
 
-def plan(processes, value, persist, systemd_dir, unit=None):
-    """What to change: pure, from what was read.
+def user_manager(cgroup_text):
+    """(manager, user unit) when the process runs under a user's service manager
+    (``.../user@1000.service/app.slice/evil.service``), else None."""
+    try:
+        rows = procfs.parse_cgroup(cgroup_text)
+    except procfs.ProcParseError:
+        return None
+    for row in rows:
+        if (row["id"] == 0 and row["controllers"] == "") or row["controllers"] == "name=systemd":
+            parts = row["path"].split("/")
+            for index, part in enumerate(parts):
+                if _USER_MANAGER.match(part):
+                    return part, procfs.unit_from_cgroup_path("/".join(parts[index + 1:]))
+    return None
 
-    Returns {runtime: [...], dropins: [...], unpersisted: [...], unchanged: [...]}.
+
+def unpersisted_reason(proc):
+    """Why a process's value cannot be kept by a system drop-in; None when it can."""
+    if proc.get("user_manager"):
+        return ("it runs under the user manager %s (user unit %s): a system drop-in cannot reach a user unit and the "
+                "user's whole service manager is never changed or restarted; set OOMScoreAdjust= in the user unit "
+                "(systemctl --user edit, as that user)" % (proc["user_manager"], proc.get("user_unit") or "none"))
+    if proc["unit"] is None:
+        return "it runs in no systemd unit"
+    return "%s is not a service, socket, mount or swap unit" % proc["unit"]
+
+
+def is_ours(text):
+    """A drop-in this collection wrote (any version) starts with its header."""
+    return text is not None and text.startswith(DROPIN_HEADER)
+
+
+def read_dropin(path):
+    """(meta, text) of a drop-in path without following a symlink to write anything: meta from
+    safefile.read_meta (None when absent); text of the file, or of a symlink's target (None if dangling)."""
+    try:
+        meta = sf.read_meta(path)
+    except OSError as exc:
+        raise RemediationError("Failed to read %s: %s" % (path, exc.strerror or exc))
+    if meta is None or meta["type"] not in ("file", "symlink"):
+        return meta, None
+    try:
+        with open(path, "r", encoding="utf-8", errors="replace") as handle:
+            return meta, handle.read()
+    except FileNotFoundError:
+        return meta, None  # a dangling symlink
+    except OSError as exc:
+        raise RemediationError("Failed to read %s: %s%s" % (path, exc.strerror or exc, BECOME_HINT if exc.errno in (errno.EACCES, errno.EPERM) else ""))
+
+
+def _foreign_dropin(path, meta):
+    what = "a symlink to %s" % meta["target"] if meta["type"] == "symlink" else "a file"
+    return ("%s already exists as %s that oomguard.fleet did not write (it lacks the '%s' header); it is not "
+            "overwritten. Move it away, merge it into another drop-in, or set force: true (role: "
+            "oomguard_remediate_force: true) to take it over: its content, mode, owner and symlink target are "
+            "journalled and playbooks/rollback.yml puts them back." % (path, what, DROPIN_HEADER))
+
+
+def _plan_unit_dropins(unit_name, root, content, value, force):
+    """The drop-in changes for one unit: ours (written unless already in place), then the removal of an
+    older version's drop-in of ours (50-oomguard.conf) that ours replaces."""
+    sysdir = systemd_dir(root)
+    path = dropin_path(sysdir, unit_name)
+    meta, previous = read_dropin(path)
+    changes = []
+    if meta is not None and meta["type"] not in ("file", "symlink"):
+        raise RemediationError("%s is a %s, not a drop-in file; move it away, then run again." % (path, meta["type"]))
+    ours = meta is not None and meta["type"] == "file" and is_ours(previous)
+    if meta is not None and not ours and not force:
+        raise RemediationError(_foreign_dropin(path, meta))
+    if not (ours and previous == content):
+        action = "created" if meta is None else ("updated" if ours else "taken over")
+        changes.append({"unit": unit_name, "path": path, "previous": previous, "previous_meta": meta, "content": content,
+                        "action": action, "legacy": False})
+    for name in LEGACY_DROPIN_NAMES:
+        legacy = os.path.join(os.path.dirname(path), name)
+        legacy_meta, legacy_text = read_dropin(legacy)
+        if legacy_meta is not None and legacy_meta["type"] == "file" and is_ours(legacy_text):
+            changes.append({"unit": unit_name, "path": legacy, "previous": legacy_text, "previous_meta": legacy_meta,
+                            "content": None, "action": "removed", "legacy": True})
+    return changes
+
+
+def plan(processes, value, persist, root, unit=None, force=False):
+    """What to change, from what was read (nothing is written).
+
+    Returns {value, runtime, dropins, unpersisted, unchanged, units, overridden}: ``units`` are the
+    units whose drop-in keeps the value; ``overridden`` lists those for which a drop-in read after
+    ours would set another value (dropins.predict), each {unit, file, value}.
     """
     runtime, unchanged, unpersisted = [], [], []
     units = []
@@ -311,19 +410,37 @@ def plan(processes, value, persist, systemd_dir, unit=None):
                  "old": proc["oom_score_adj"], "new": value}
         (unchanged if proc["oom_score_adj"] == value else runtime).append(entry)
         if persist == "systemd":
-            if persistable(proc["unit"]):
+            if persistable(proc["unit"]) and not proc.get("user_manager"):
                 if proc["unit"] not in units:
                     units.append(proc["unit"])
             else:
-                unpersisted.append(entry)
-    dropins = []
+                unpersisted.append(dict(entry, reason=unpersisted_reason(proc)))
     content = dropin_content(value)
+    changes, overridden = [], []
     for unit_name in units:
-        path = dropin_path(systemd_dir, unit_name)
-        previous = read_text(path)
-        if previous != content:
-            dropins.append({"unit": unit_name, "path": path, "previous": previous, "content": content})
-    return {"value": value, "runtime": runtime, "dropins": dropins, "unpersisted": unpersisted, "unchanged": unchanged}
+        changes.extend(_plan_unit_dropins(unit_name, root, content, value, force))
+        winner = dropins.predict(root, unit_name, dropin_path(systemd_dir(root), unit_name), value)
+        if winner:
+            overridden.append(dict(winner, unit=unit_name))
+    return {"value": value, "runtime": runtime, "dropins": changes, "unpersisted": unpersisted, "unchanged": unchanged,
+            "units": units, "overridden": overridden}
+
+
+def override_message(the_plan, root):
+    """Why the drop-ins of ``the_plan`` would not decide OOMScoreAdjust=, and what to do."""
+    lines = []
+    for item in the_plan["overridden"]:
+        ours = dropin_path(systemd_dir(root), item["unit"])
+        if item["value"] is None:
+            lines.append("%s is hidden from systemd by %s, a file of the same name in a directory read first"
+                         % (ours, item["file"]))
+        else:
+            lines.append("%s sets OOMScoreAdjust=%s for %s and systemd reads it after %s, so that value wins"
+                         % (item["file"], dropins.describe_value(item["value"]), item["unit"], ours))
+        lines[-1] += " (drop-ins apply in file-name order across /etc, /run and /usr/lib; the last OOMScoreAdjust= wins)"
+    return ("Persisting oom_score_adj %d through systemd would not take effect: %s. Remove OOMScoreAdjust= from that "
+            "file or set it to %d there (it is not this collection's to change), then run again. Nothing was changed."
+            % (the_plan["value"], "; ".join(lines), the_plan["value"]))
 
 
 def plan_diff(the_plan):
@@ -339,27 +456,39 @@ def plan_diff(the_plan):
     return diffs
 
 
-def write_file_atomic(path, content):
-    directory = os.path.dirname(path)
-    os.makedirs(directory, 0o755, exist_ok=True)
-    tmp = os.path.join(directory, ".%s.oomguard-tmp" % os.path.basename(path))
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(content)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, 0o644)
-    os.rename(tmp, path)
-
-
-def restore_file(path, content, remove_dir):
-    """Put ``content`` back at ``path``; None removes the file (and our empty <unit>.d dir)."""
-    if content is not None:
-        write_file_atomic(path, content)
+def write_dropin(path, content, previous_meta, selinux_module=None):
+    """Write our drop-in: 0644 root, atomically, never through a symlink (a symlink taken over with
+    force is replaced by the file, its target untouched); None removes the file."""
+    if content is None:
+        _unlink(path)
         return
+    if previous_meta is not None and previous_meta["type"] == "symlink":
+        _unlink(path)
+    sf.write_atomic(path, content, mode=0o644, dir_mode=0o755, keep_metadata=False, selinux_module=selinux_module)
+
+
+def _unlink(path):
     try:
-        os.unlink(path)
+        os.unlink(path)  # unlink never follows a symlink
     except FileNotFoundError:
         pass
+
+
+def restore_file(path, content, remove_dir, meta=None, selinux_module=None):
+    """Put a drop-in back as journalled: ``content`` with ``meta``'s mode and owner, or ``meta``'s
+    symlink; None content and no meta removes the file (and our empty <unit>.d dir)."""
+    if meta is not None and meta.get("type") == "symlink":
+        _unlink(path)
+        sf.make_symlink(path, meta["target"])
+        return
+    if content is not None:
+        current = sf.read_meta(path)
+        if current is not None and current["type"] == "symlink":
+            _unlink(path)
+        file_meta = meta if meta is not None and meta.get("type") == "file" else None
+        sf.write_atomic(path, content, mode=0o644, keep_metadata=False, meta=file_meta, selinux_module=selinux_module)
+        return
+    _unlink(path)
     if remove_dir:
         try:
             os.rmdir(os.path.dirname(path))
@@ -399,10 +528,50 @@ def systemctl(run_command, *args):
     rc, out, err = run_command(["systemctl"] + list(args))
     if rc != 0:
         raise RemediationError("Failed to run systemctl %s: %s" % (" ".join(args), (err or out).strip()))
+    return out
+
+
+def systemd_oom(run_command, unit):
+    """What systemd itself has loaded for ``unit``: {OOMScoreAdjust, DropInPaths, FragmentPath, LoadState}."""
+    return dropins.parse_show(systemctl(run_command, "show", "-p", "OOMScoreAdjust", "-p", "DropInPaths",
+                                        "-p", "FragmentPath", "-p", "LoadState", "--", unit))
+
+
+def effective_values(run_command, units):
+    """{unit: OOMScoreAdjust systemd reports} for loaded units (journalled as each drop-in's
+    ``effective_before``, so that a rollback can check it got back there)."""
+    values = {}
+    for unit in units:
+        props = systemd_oom(run_command, unit)
+        if props.get("LoadState") == "loaded":
+            values[unit] = props.get("OOMScoreAdjust")
+    return values
+
+
+def verify_persisted(run_command, units, value):
+    """After daemon-reload: systemd must report ``value`` for every loaded unit we persisted; otherwise
+    raise naming the file that wins."""
+    problems = []
+    for unit in units:
+        props = systemd_oom(run_command, unit)
+        if props.get("LoadState") != "loaded":
+            continue  # not installed (yet): the drop-in applies when it is
+        shown = props.get("OOMScoreAdjust")
+        if shown != str(value):
+            source = dropins.setting_file(props, unit)
+            problems.append("systemd still gives %s OOMScoreAdjust=%s after daemon-reload, set by %s, which it reads "
+                            "after our drop-in (drop-ins apply in file-name order across /etc, /run and /usr/lib; the "
+                            "last OOMScoreAdjust= wins)" % (unit, shown, source or "a file systemctl show does not name"))
+    if problems:
+        raise RemediationError(
+            "Persisting oom_score_adj %d through systemd did not take effect: %s. Remove OOMScoreAdjust= from that file "
+            "or set it to %d there, then run again. The processes were not changed at runtime; the drop-ins this run "
+            "wrote are journalled." % (value, "; ".join(problems), value))
 
 
 def new_outcome():
-    return {"dropins": [], "processes": [], "vanished": [], "refused": [], "daemon_reload": False, "restarted": []}
+    return {"dropins": [], "processes": [], "vanished": [], "refused": [], "daemon_reload": False, "restarted": [],
+            "warnings": []}
 
 
 def keeping_partial(steps, *args):
@@ -416,23 +585,30 @@ def keeping_partial(steps, *args):
     return outcome
 
 
-def apply(the_plan, journal, proc_path, systemd_running, run_command, restart=False):
-    """Make the planned changes, each journalled before it is made. Returns the outcome dict."""
-    return keeping_partial(_apply_steps, the_plan, journal, proc_path, systemd_running, run_command, restart)
+def apply(the_plan, journal, proc_path, systemd_running, run_command, restart=False, selinux_module=None):
+    """Make the planned changes, each journalled before it is made. Returns the outcome dict.
+
+    With systemd running, the drop-ins are checked through ``systemctl show`` after the
+    daemon-reload, before any runtime change: a unit for which another file still wins fails the run.
+    """
+    return keeping_partial(_apply_steps, the_plan, journal, proc_path, systemd_running, run_command, restart, selinux_module)
 
 
-def _apply_steps(result, the_plan, journal, proc_path, systemd_running, run_command, restart):
+def _apply_steps(result, the_plan, journal, proc_path, systemd_running, run_command, restart, selinux_module):
+    written = [item["unit"] for item in the_plan["dropins"] if not item["legacy"]]
+    before = effective_values(run_command, written) if systemd_running and written else {}
     for item in the_plan["dropins"]:
-        dir_created = not os.path.isdir(os.path.dirname(item["path"]))
+        dir_created = item["content"] is not None and not os.path.isdir(os.path.dirname(item["path"]))
         record = journal.intent("dropin", unit=item["unit"], path=item["path"], previous=item["previous"],
-                                content=item["content"], dir_created=dir_created)
-        write_file_atomic(item["path"], item["content"])
+                                previous_meta=item["previous_meta"], content=item["content"], dir_created=dir_created,
+                                effective_before=None if item["legacy"] else before.get(item["unit"]))
+        write_dropin(item["path"], item["content"], item["previous_meta"], selinux_module)
         journal.outcome(record, "dropin", "done", path=item["path"])
-        result["dropins"].append({"unit": item["unit"], "path": item["path"],
-                                  "action": "created" if item["previous"] is None else "updated"})
+        result["dropins"].append({"unit": item["unit"], "path": item["path"], "action": item["action"]})
     if the_plan["dropins"] and systemd_running:
         systemctl(run_command, "daemon-reload")
         result["daemon_reload"] = True
+        verify_persisted(run_command, the_plan["units"], the_plan["value"])
     for item in the_plan["runtime"]:
         record = journal.intent("runtime", pid=item["pid"], starttime=item["starttime"], name=item["name"],
                                 unit=item["unit"], old=item["old"], new=item["new"])
@@ -443,14 +619,23 @@ def _apply_steps(result, the_plan, journal, proc_path, systemd_running, run_comm
         else:
             result[status].append(dict(item, status=status))
     if restart and systemd_running:
-        for item in the_plan["dropins"]:
-            systemctl(run_command, "restart", item["unit"])
-            result["restarted"].append(item["unit"])
+        for unit in restartable(written):
+            systemctl(run_command, "restart", unit)
+            result["restarted"].append(unit)
+
+
+def restartable(units):
+    """Units that may be restarted, once each: never a user's service manager (user@UID.service)."""
+    seen = []
+    for unit in units:
+        if unit and unit not in seen and not _USER_MANAGER.match(unit):
+            seen.append(unit)
+    return seen
 
 
 def contract_changes(the_plan, result, persist):
     """``oomguard_changes.changes`` rows (docs/data-contract.md) for what was changed."""
-    dropin_by_unit = dict((d["unit"], d["path"]) for d in result["dropins"])
+    dropin_by_unit = dict((d["unit"], d["path"]) for d in result["dropins"] if d["action"] != "removed")
     rows = []
     for item in result["processes"]:
         dropin = dropin_by_unit.get(item["unit"]) if persist == "systemd" else None

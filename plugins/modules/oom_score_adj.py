@@ -14,11 +14,20 @@ version_added: 0.1.0
 description:
   - Selects processes by O(pid), O(name), systemd O(unit) or a O(cmdline) regular expression (every given
     selector must match), or by an explicit O(processes) list, and sets their C(/proc/<pid>/oom_score_adj) to O(value).
-  - With O(persist=systemd) it also writes the drop-in C(/etc/systemd/system/<unit>.d/50-oomguard.conf)
+  - With O(persist=systemd) it also writes the drop-in C(/etc/systemd/system/<unit>.d/zz-oomguard.conf)
     (C([Service]) C(OOMScoreAdjust=<value>)) for each process's unit, runs C(systemctl daemon-reload) when
     systemd is running, and restarts the unit only when O(restart=true).
+  - systemd applies the drop-ins of all its directories (C(/etc), C(/run), C(/usr/lib) ...) in file-name order and the
+    last C(OOMScoreAdjust=) wins, so the name sorts after numbered names and after C(override.conf) (what
+    C(systemctl edit) writes). Before any change, the module fails naming the file when a drop-in read after its own
+    would set another value (also in check mode); after the C(daemon-reload) it reads C(systemctl show -p OOMScoreAdjust
+    -p DropInPaths) and fails, before any runtime change, naming the file that wins when systemd still reports another
+    value.
+  - A drop-in C(50-oomguard.conf) written by earlier versions of the collection is replaced by C(zz-oomguard.conf)
+    (journalled, so a rollback puts it back); journals of earlier runs that name it roll back as before.
   - A process without a systemd service unit gets the runtime change and a warning that it will not survive
-    a restart.
+    a restart. So does a process under a user's service manager (C(user@UID.service)); no drop-in is written for a
+    user manager and it is never restarted.
   - Each change is first appended to an on-host journal and fsynced, so that M(oomguard.fleet.oom_rollback)
     can undo the run even when it was killed half way. A lock keeps two runs off one host.
   - A process that exits while the module runs is reported in RV(vanished), never an error. A process that cannot
@@ -72,6 +81,15 @@ options:
       - V(0) is the kernel default.
     type: int
     required: true
+  force:
+    description:
+      - Take over a file at the drop-in's path that this collection did not write (it lacks the header comment
+        C(Managed by oomguard.fleet)), or a symlink there. Without it such a file fails the task before
+        anything is changed.
+      - Its content, mode, owner and symlink target are journalled, and M(oomguard.fleet.oom_rollback) puts them back;
+        a symlink is replaced by the module's file, its target is never written.
+    type: bool
+    default: false
   persist:
     description:
       - V(none) changes running processes only.
@@ -149,7 +167,7 @@ changes:
   type: list
   elements: dict
   sample: [{pid: 4242, name: java, unit: app.service, old: -1000, new: 0, persist: systemd,
-            dropin: /etc/systemd/system/app.service.d/50-oomguard.conf}]
+            dropin: /etc/systemd/system/app.service.d/zz-oomguard.conf}]
 matched:
   description: Processes that matched the selectors, with their value before the run.
   returned: always
@@ -157,19 +175,24 @@ matched:
   elements: dict
   sample: [{pid: 4242, name: java, unit: app.service, oom_score_adj: -1000}]
 dropins:
-  description: Drop-in files written (or that would be), each with C(action) V(created) or V(updated).
+  description:
+    - Drop-in files written (or that would be), each with C(action) V(created), V(updated), V(taken over) (a file
+      the collection did not write, with O(force=true)) or V(removed) (a C(50-oomguard.conf) of an earlier version,
+      replaced by C(zz-oomguard.conf)).
   returned: always
   type: list
   elements: dict
-  sample: [{unit: app.service, path: /etc/systemd/system/app.service.d/50-oomguard.conf, action: created}]
+  sample: [{unit: app.service, path: /etc/systemd/system/app.service.d/zz-oomguard.conf, action: created}]
 unpersisted:
   description:
-    - With O(persist=systemd), matched processes that run in no systemd service unit (a session scope, or no unit).
-      They get the runtime value only, which will not survive a restart of the process; a warning says so.
+    - With O(persist=systemd), matched processes whose value no system drop-in can keep, and why (C(reason)). They
+      run in no systemd service unit (a session scope, or no unit), or under a user's service manager
+      (C(user@UID.service)). They get the runtime value only, which will not survive a restart of the process; a
+      warning says so.
   returned: always
   type: list
   elements: dict
-  sample: [{pid: 77, name: adhoc, unit: session-1.scope}]
+  sample: [{pid: 77, name: adhoc, unit: session-1.scope, reason: "session-1.scope is not a service, socket, mount or swap unit"}]
 vanished:
   description:
     - Processes that exited (or whose pid was reused) between selection and the write, and O(processes) entries that
@@ -202,13 +225,16 @@ SELECTORS = ["pid", "name", "unit", "cmdline"]
 
 def select_and_plan(params, result):
     """Read the host and decide what to change; fills result's matched, unpersisted and vanished."""
-    if params["processes"] is not None:
-        processes, result["vanished"] = rem.select_listed(params["proc_path"], params["processes"])
-    else:
-        processes = rem.select_processes(params["proc_path"], params["pid"], params["name"], params["unit"], params["cmdline"])[0]
+    try:
+        if params["processes"] is not None:
+            processes, result["vanished"] = rem.select_listed(params["proc_path"], params["processes"])
+        else:
+            processes = rem.select_processes(params["proc_path"], params["pid"], params["name"], params["unit"], params["cmdline"])[0]
+    except rem.RemediationError as exc:
+        raise rem.RemediationError("Failed to select processes: %s" % exc)
     result["matched"] = [dict((k, p[k]) for k in ("pid", "name", "unit", "oom_score_adj")) for p in processes]
-    the_plan = rem.plan(processes, params["value"], params["persist"], rem.systemd_dir(params["root"]), params["unit"])
-    result["unpersisted"] = [dict((k, item[k]) for k in ("pid", "name", "unit")) for item in the_plan["unpersisted"]]
+    the_plan = rem.plan(processes, params["value"], params["persist"], params["root"], params["unit"], params["force"])
+    result["unpersisted"] = [dict((k, item[k]) for k in ("pid", "name", "unit", "reason")) for item in the_plan["unpersisted"]]
     return the_plan
 
 
@@ -218,8 +244,8 @@ def planned_change(the_plan):
 
 def warn_about(module, result, the_plan):
     for item in the_plan["unpersisted"]:
-        module.warn("pid %d (%s) has no systemd service unit (%s): its oom_score_adj is set at runtime only and will "
-                    "not survive a restart of the process" % (item["pid"], item["name"], item["unit"] or "no unit"))
+        module.warn("pid %d (%s) cannot be persisted at system level: %s. Its oom_score_adj is set at runtime only and "
+                    "will not survive a restart of the process" % (item["pid"], item["name"], item["reason"]))
     if not result["matched"] and not the_plan["dropins"]:
         module.warn("No process matched the selectors; nothing to do")
     for item in result["vanished"]:
@@ -232,8 +258,7 @@ def finish_unchanged(module, params, result, the_plan):
     result["changed"] = planned_change(the_plan)
     if module._diff:
         result["diff"] = rem.plan_diff(the_plan)
-    done = {"processes": the_plan["runtime"], "dropins": [
-        {"unit": d["unit"], "path": d["path"], "action": "created" if d["previous"] is None else "updated"} for d in the_plan["dropins"]]}
+    done = {"processes": the_plan["runtime"], "dropins": [dict((k, d[k]) for k in ("unit", "path", "action")) for d in the_plan["dropins"]]}
     result.update(changes=rem.contract_changes(the_plan, done, params["persist"]), dropins=done["dropins"])
     module.exit_json(**result)
 
@@ -248,6 +273,7 @@ def main():
         value=dict(type="int", required=True),
         persist=dict(type="str", choices=["none", "systemd"], default="none"),
         processes=dict(type="list", elements="dict", options=dict(pid=dict(type="int", required=True), name=dict(type="str"))),
+        force=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, required_one_of=[SELECTORS + ["processes"]],
                            mutually_exclusive=[["processes", selector] for selector in SELECTORS], supports_check_mode=True)
@@ -261,24 +287,26 @@ def main():
     try:
         the_plan = select_and_plan(params, result)
     except rem.RemediationError as exc:
-        module.fail_json(msg="Failed to select processes: %s" % exc, **result)
+        module.fail_json(msg=str(exc), **result)
     except OSError as exc:
         module.fail_json(msg="Failed to read %s: %s (run with become: true if it is a permission problem)"
                          % (exc.filename or params["proc_path"], exc.strerror or exc), **result)
+    if the_plan["overridden"]:
+        warn_about(module, result, the_plan)
+        module.fail_json(msg=rem.override_message(the_plan, params["root"]), **result)
     if module.check_mode or not planned_change(the_plan):
         finish_unchanged(module, params, result, the_plan)
 
     def act(journal):
         # What changes is decided again under the lock: another run may have changed the host since the look above.
-        try:
-            locked_plan = select_and_plan(params, result)
-        except rem.RemediationError as exc:
-            raise rem.RemediationError("Failed to select processes: %s" % exc)
+        locked_plan = select_and_plan(params, result)
         plans.append(locked_plan)
+        if locked_plan["overridden"]:
+            raise rem.RemediationError(rem.override_message(locked_plan, params["root"]))
         if not planned_change(locked_plan):
             return rem.new_outcome()
         return rem.apply(locked_plan, journal, params["proc_path"], rem.systemd_running(params["root"]),
-                         module.run_command, params["restart"])
+                         module.run_command, params["restart"], selinux_module=module)
 
     plans = []
     outcome, error = run_locked(params["journal"], run_id, "remediate", act)
@@ -294,6 +322,8 @@ def main():
         result.update(changes=rem.contract_changes(the_plan, outcome, params["persist"]), dropins=outcome["dropins"],
                       vanished=result["vanished"] + outcome["vanished"], daemon_reload=outcome["daemon_reload"],
                       restarted=outcome["restarted"])
+        for warning in outcome["warnings"]:
+            module.warn(warning)
         if outcome["refused"]:
             item = outcome["refused"][0]
             error = rem.refusal_message(item["pid"], item["name"], item["old"], item["new"], params["proc_path"])

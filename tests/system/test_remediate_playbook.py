@@ -85,7 +85,7 @@ def test_remediate_playbook_then_rollback(tmp_path, ecs):
     assert SECRET not in proc.stdout + proc.stderr
     assert adj(tmp_path, "web01") == 0 and adj(tmp_path, "web02") == -1000 and adj(tmp_path, "web03") == -1000
     assert not (tmp_path / "web03" / "root").exists() and not (tmp_path / "web03" / "state" / "journal.jsonl").exists()
-    assert "OOMScoreAdjust=0" in (tmp_path / "web01" / "root" / "etc/systemd/system/app.service.d/50-oomguard.conf").read_text()
+    assert "OOMScoreAdjust=0" in (tmp_path / "web01" / "root" / "etc/systemd/system/app.service.d/zz-oomguard.conf").read_text()
     assert not (tmp_path / "web02" / "root").exists() and not (tmp_path / "web02" / "state" / "journal.jsonl").exists()
     assert len(ecs.snapshots) == 2  # system + one data disk of i-web01, tagged with the run id
 

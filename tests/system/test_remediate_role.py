@@ -93,7 +93,7 @@ def adj(fleet, name, pid=4242):
 
 
 def dropin(fleet, name, unit="app.service"):
-    return fleet / name / "root" / "etc" / "systemd" / "system" / (unit + ".d") / "50-oomguard.conf"
+    return fleet / name / "root" / "etc" / "systemd" / "system" / (unit + ".d") / "zz-oomguard.conf"
 
 
 def recap(output, name):
@@ -173,14 +173,15 @@ def test_include_resets_a_named_allowlisted_process(fleet):
 
 
 def test_a_failed_change_fails_the_host_and_says_nothing_changed(fleet):
-    # The atomic write's temporary file is a directory: writing the drop-in fails with a real
-    # OSError after its intent was journalled, before anything on the host changed.
-    (dropin(fleet, "good").parent / ".50-oomguard.conf.oomguard-tmp").mkdir(parents=True)
+    # The drop-in's directory is writable by others: writing the drop-in is refused after its
+    # intent was journalled, before anything on the host changed.
+    dropin(fleet, "good").parent.mkdir(parents=True)
+    dropin(fleet, "good").parent.chmod(0o777)
     proc = playbook(fleet, fleet / "play.yml", "-e", "oomguard_remediate_mode=reset", "--limit", "good")
     assert proc.returncode == 2
     assert "Nothing was changed on this host (no rollback needed)." in proc.stdout
     assert "oomguard_rollback_run_id=" not in proc.stdout
-    assert "Failed to reset oom_score_adj on good: Failed to change " in proc.stdout and "Is a directory" in proc.stdout
+    assert "Failed to reset oom_score_adj on good: The directory " in proc.stdout and "(mode 0777)" in proc.stdout
     # Drop-ins come first and the module stops at the first fault: no runtime write happened.
     assert adj(fleet, "good") == -1000 and adj(fleet, "good", 4343) == -1000
     rollback = os.path.join(REPO, "playbooks", "rollback.yml")

@@ -23,7 +23,7 @@ from ansible_collections.oomguard.fleet.tests.unit.procfs_tree import slabinfo_t
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 UNIT = "app.service"
-DROPIN = "/etc/systemd/system/app.service.d/50-oomguard.conf"
+DROPIN = "/etc/systemd/system/app.service.d/zz-oomguard.conf"
 UNIT_TEXT = "[Unit]\nDescription=holds memory at -1000\n[Service]\nExecStart=/bin/sleep infinity\nOOMScoreAdjust=-1000\n"
 FIXTURE = "/srv/oomguard-fixture"
 PROC = FIXTURE + "/proc"

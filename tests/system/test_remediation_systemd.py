@@ -13,7 +13,7 @@ from ansible_collections.oomguard.fleet.tests.harness import systemd_container a
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 UNIT = "oomtest.service"
-DROPIN = "/etc/systemd/system/oomtest.service.d/50-oomguard.conf"
+DROPIN = "/etc/systemd/system/oomtest.service.d/zz-oomguard.conf"
 UNIT_TEXT = "[Unit]\nDescription=holds memory at -1000\n[Service]\nExecStart=/bin/sleep infinity\nOOMScoreAdjust=-1000\n"
 
 

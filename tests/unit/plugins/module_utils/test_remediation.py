@@ -10,6 +10,7 @@ import shutil
 
 import pytest
 
+from ansible_collections.oomguard.fleet.plugins.module_utils import dropins
 from ansible_collections.oomguard.fleet.plugins.module_utils import journal as jr
 from ansible_collections.oomguard.fleet.plugins.module_utils import remediation as rem
 from ansible_collections.oomguard.fleet.plugins.module_utils import rollback as rb
@@ -31,21 +32,55 @@ def proc(tmp_path):
     return build_proc_tree(tmp_path / "proc", processes=PROCS)
 
 
+def put(path, content):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(content)
+
+
 def adj(proc_path, pid):
     with open(os.path.join(proc_path, str(pid), "oom_score_adj"), encoding="utf-8") as handle:
         return int(handle.read())
 
 
 class Systemctl:
-    def __init__(self, fail_on=None):
+    """systemctl as the modules use it. daemon-reload and restart are recorded; ``show`` answers as systemd
+    would from the drop-ins under ``root`` as of the last daemon-reload: the unit file's ``unit_value``, then
+    the last OOMScoreAdjust= in file-name order. ``hidden`` adds drop-ins the prediction cannot see (such as
+    an alias's), ``load_state`` stands for an unknown unit."""
+
+    def __init__(self, fail_on=None, root=None, unit_value=-1000, hidden=(), load_state="loaded"):
         self.calls = []
         self.fail_on = fail_on
+        self.root, self.unit_value, self.hidden, self.load_state = root, unit_value, list(hidden), load_state
+        self.loaded = {}
+
+    def _load(self, unit):
+        by_name = dropins.dropin_files(self.root, unit) if self.root else {}
+        paths = [by_name[name] for name in sorted(by_name)] + self.hidden
+        value = self.unit_value
+        for path in paths:
+            found = dropins.oom_setting(dropins.read_file(path), unit)
+            if found is not None:
+                value = 0 if found == "" else found
+        return "OOMScoreAdjust=%d\nDropInPaths=%s\nFragmentPath=/usr/lib/systemd/system/%s\nLoadState=%s\n" % (
+            value, " ".join(paths), unit, self.load_state)
 
     def __call__(self, argv):
         self.calls.append(argv[1:])
         if self.fail_on and self.fail_on in argv:
             return 1, "", "Failed to %s: Access denied" % self.fail_on
+        if argv[1] == "daemon-reload":
+            self.loaded = {}
+        if argv[1] == "show":
+            unit = argv[-1]
+            if unit not in self.loaded:
+                self.loaded[unit] = self._load(unit)
+            return 0, self.loaded[unit], ""
         return 0, "", ""
+
+    def acts(self):
+        return [call for call in self.calls if call[0] != "show"]
 
 
 @pytest.mark.parametrize("value,problem", [(None, "value is required"), (-1001, "out of range"), (1001, "out of range"),
@@ -130,7 +165,7 @@ def test_selectors_combine(proc, monkeypatch):
 
 
 def test_plan_runtime_dropins_and_unpersisted(proc, tmp_path):
-    sysdir = str(tmp_path / "etc")
+    sysdir = str(tmp_path / "root")
     procs = rem.select_processes(proc, cmdline="java|adhoc")[0]
     the_plan = rem.plan(procs, 0, "systemd", sysdir)
     assert [(i["pid"], i["old"], i["new"]) for i in the_plan["runtime"]] == [(77, -1000, 0), (4242, -1000, 0), (4243, -1000, 0)]
@@ -139,32 +174,32 @@ def test_plan_runtime_dropins_and_unpersisted(proc, tmp_path):
     assert [u["pid"] for u in the_plan["unpersisted"]] == [77]
     assert rem.plan(procs, 0, "none", sysdir)["dropins"] == [] and rem.plan(procs, 0, "none", sysdir)["unpersisted"] == []
     diffs = rem.plan_diff(the_plan)
-    assert diffs[0]["before"] == "" and diffs[0]["before_header"].endswith("app.service.d/50-oomguard.conf")
+    assert diffs[0]["before"] == "" and diffs[0]["before_header"].endswith("app.service.d/zz-oomguard.conf")
     assert diffs[1] == {"before_header": "pid 77 (adhoc) oom_score_adj", "after_header": "pid 77 (adhoc) oom_score_adj",
                         "before": "-1000\n", "after": "0\n"}
 
 
 def test_plan_is_empty_when_everything_is_in_place(proc, tmp_path):
-    sysdir = str(tmp_path / "etc")
-    rem.write_file_atomic(rem.dropin_path(sysdir, "app.service"), rem.dropin_content(0))
+    sysdir = str(tmp_path / "root")
+    put(rem.dropin_path(rem.systemd_dir(sysdir), "app.service"), rem.dropin_content(0))
     procs = rem.select_processes(proc, name="worker")[0]
     the_plan = rem.plan(procs, 0, "systemd", sysdir)
     assert the_plan["runtime"] == [] and the_plan["dropins"] == [] and [u["pid"] for u in the_plan["unchanged"]] == [90]
 
 
 def test_unit_selector_writes_the_dropin_without_a_process(proc, tmp_path):
-    the_plan = rem.plan([], 0, "systemd", str(tmp_path / "etc"), unit="stopped.service")
+    the_plan = rem.plan([], 0, "systemd", str(tmp_path / "root"), unit="stopped.service")
     assert [d["unit"] for d in the_plan["dropins"]] == ["stopped.service"]
-    assert rem.plan([], 0, "systemd", str(tmp_path / "etc"), unit="x.scope")["dropins"] == []
+    assert rem.plan([], 0, "systemd", str(tmp_path / "root"), unit="x.scope")["dropins"] == []
 
 
 def test_apply_journals_before_each_change_and_runs_systemctl(proc, tmp_path):
     journal = jr.Journal(str(tmp_path / "state" / "journal.jsonl"), "run-1")
     procs = rem.select_processes(proc, name="java")[0]
-    the_plan = rem.plan(procs, 0, "systemd", str(tmp_path / "etc"))
-    systemctl = Systemctl()
+    the_plan = rem.plan(procs, 0, "systemd", str(tmp_path / "root"))
+    systemctl = Systemctl(root=str(tmp_path / "root"))
     outcome = rem.apply(the_plan, journal, proc, True, systemctl, restart=True)
-    assert systemctl.calls == [["daemon-reload"], ["restart", "app.service"]]
+    assert systemctl.acts() == [["daemon-reload"], ["restart", "app.service"]]
     assert outcome["daemon_reload"] and outcome["restarted"] == ["app.service"]
     assert adj(proc, 4242) == 0 and adj(proc, 4243) == 0
     records = jr.read_records(journal.path)[0]
@@ -181,7 +216,7 @@ def test_apply_without_systemd_never_calls_systemctl(proc, tmp_path):
     journal = jr.Journal(str(tmp_path / "j.jsonl"), "run-1")
     procs = rem.select_processes(proc, pid=4242)[0]
     systemctl = Systemctl()
-    outcome = rem.apply(rem.plan(procs, 0, "systemd", str(tmp_path / "etc")), journal, proc, False, systemctl, restart=True)
+    outcome = rem.apply(rem.plan(procs, 0, "systemd", str(tmp_path / "root")), journal, proc, False, systemctl, restart=True)
     assert systemctl.calls == [] and outcome["daemon_reload"] is False and outcome["restarted"] == []
 
 
@@ -189,7 +224,7 @@ def test_failed_daemon_reload_keeps_the_partial_outcome(proc, tmp_path):
     journal = jr.Journal(str(tmp_path / "j.jsonl"), "run-1")
     procs = rem.select_processes(proc, pid=4242)[0]
     with pytest.raises(rem.RemediationError, match="Failed to run systemctl daemon-reload: Failed to daemon-reload") as info:
-        rem.apply(rem.plan(procs, 0, "systemd", str(tmp_path / "etc")), journal, proc, True, Systemctl("daemon-reload"))
+        rem.apply(rem.plan(procs, 0, "systemd", str(tmp_path / "root")), journal, proc, True, Systemctl("daemon-reload"))
     assert [d["unit"] for d in info.value.partial["dropins"]] == ["app.service"]
     assert adj(proc, 4242) == -1000
 
@@ -197,7 +232,7 @@ def test_failed_daemon_reload_keeps_the_partial_outcome(proc, tmp_path):
 def test_process_gone_or_pid_reused_between_plan_and_write(proc, tmp_path):
     journal = jr.Journal(str(tmp_path / "j.jsonl"), "run-1")
     procs = rem.select_processes(proc, name="java")[0]
-    the_plan = rem.plan(procs, 0, "none", str(tmp_path / "etc"))
+    the_plan = rem.plan(procs, 0, "none", str(tmp_path / "root"))
     shutil.rmtree(os.path.join(proc, "4242"))
     build_proc_tree(proc, processes=[{"pid": 4243, "comm": "java", "oom_score_adj": -1000}])
     with open(os.path.join(proc, "4243", "stat"), encoding="utf-8") as handle:
@@ -253,7 +288,7 @@ def test_refusal_message_names_the_capability(proc):
 
 def test_restore_file(tmp_path):
     path = str(tmp_path / "etc" / "a.service.d" / "50-oomguard.conf")
-    rem.write_file_atomic(path, "x\n")
+    put(path, "x\n")
     rem.restore_file(path, "old\n", remove_dir=True)
     assert open(path, encoding="utf-8").read() == "old\n"
     with open(os.path.join(os.path.dirname(path), "10-other.conf"), "w", encoding="utf-8") as handle:
@@ -266,13 +301,13 @@ def test_restore_file(tmp_path):
 
 
 def test_rollback_restores_newest_first_and_is_idempotent(proc, tmp_path):
-    sysdir = str(tmp_path / "etc")
-    path = rem.dropin_path(sysdir, "app.service")
-    rem.write_file_atomic(path, "[Service]\nOOMScoreAdjust=-1000\n")  # the admin's own file at our name
+    sysdir = str(tmp_path / "root")
+    path = rem.dropin_path(rem.systemd_dir(sysdir), "app.service")
+    put(path, "[Service]\nOOMScoreAdjust=-1000\n")  # the admin's own file at our name
     journal = jr.Journal(str(tmp_path / "j.jsonl"), "run-1")
     for value in (500, 0):  # two changes of the same pid and file in one run
         procs = rem.select_processes(proc, pid=4242)[0]
-        rem.apply(rem.plan(procs, value, "systemd", sysdir), journal, proc, False, Systemctl())
+        rem.apply(rem.plan(procs, value, "systemd", sysdir, force=True), journal, proc, False, Systemctl())
     assert adj(proc, 4242) == 0
     records = jr.read_records(journal.path)[0]
     assert rb.resolve_run(records, None) == "run-1" and rb.resolve_run(records, "other") == "other"
@@ -281,7 +316,7 @@ def test_rollback_restores_newest_first_and_is_idempotent(proc, tmp_path):
     diffs = rb.rollback_diff(the_plan)
     assert diffs[0]["after"] == rem.dropin_content(500) and diffs[-1]["after"] == "-1000\n"
     undo = jr.Journal(journal.path, "run-2")
-    outcome = rb.apply_rollback(the_plan, undo, proc, True, Systemctl())
+    outcome = rb.apply_rollback(the_plan, undo, proc, True, Systemctl(root=sysdir))
     assert adj(proc, 4242) == -1000 and open(path, encoding="utf-8").read() == "[Service]\nOOMScoreAdjust=-1000\n"
     assert outcome["daemon_reload"] and [d["action"] for d in outcome["dropins"]] == ["restored", "restored"]
     records = jr.read_records(journal.path)[0]
@@ -290,11 +325,11 @@ def test_rollback_restores_newest_first_and_is_idempotent(proc, tmp_path):
 
 
 def test_rollback_leaves_what_others_changed_and_skips_gone_processes(proc, tmp_path):
-    sysdir = str(tmp_path / "etc")
+    sysdir = str(tmp_path / "root")
     journal = jr.Journal(str(tmp_path / "j.jsonl"), "run-1")
     procs = rem.select_processes(proc, name="java")[0]
     rem.apply(rem.plan(procs, 0, "systemd", sysdir), journal, proc, False, Systemctl())
-    rem.write_file_atomic(rem.dropin_path(sysdir, "app.service"), "[Service]\nOOMScoreAdjust=100\n")
+    put(rem.dropin_path(rem.systemd_dir(sysdir), "app.service"), "[Service]\nOOMScoreAdjust=100\n")
     with open(os.path.join(proc, "4243", "oom_score_adj"), "w", encoding="utf-8") as handle:
         handle.write("300\n")
     build_proc_tree(proc, processes=[{"pid": 77, "comm": "adhoc", "oom_score_adj": 0}])
@@ -310,7 +345,7 @@ def test_rollback_leaves_what_others_changed_and_skips_gone_processes(proc, tmp_
 def test_refused_rollback_is_not_marked_complete(proc, tmp_path, monkeypatch):
     journal = jr.Journal(str(tmp_path / "j.jsonl"), "run-1")
     procs = rem.select_processes(proc, pid=4242)[0]
-    rem.apply(rem.plan(procs, 0, "none", str(tmp_path / "etc")), journal, proc, False, Systemctl())
+    rem.apply(rem.plan(procs, 0, "none", str(tmp_path / "root")), journal, proc, False, Systemctl())
     records = jr.read_records(journal.path)[0]
     monkeypatch.setattr(rem, "set_runtime", lambda proc_path, item: "refused")
     outcome = rb.apply_rollback(rb.plan_rollback(records, "run-1", proc), jr.Journal(journal.path, "run-2"), proc, False, Systemctl())

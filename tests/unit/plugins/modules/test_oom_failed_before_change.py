@@ -30,7 +30,7 @@ def adj(host):
 
 
 def dropin(host):
-    return os.path.join(host["root"], "etc/systemd/system/app.service.d/50-oomguard.conf")
+    return os.path.join(host["root"], "etc/systemd/system/app.service.d/zz-oomguard.conf")
 
 
 def test_reset_with_the_lock_held_reports_no_change(host):

@@ -30,7 +30,7 @@ def adj(host, pid):
 
 
 def dropin(host):
-    return os.path.join(host["root"], "etc/systemd/system/app.service.d/50-oomguard.conf")
+    return os.path.join(host["root"], "etc/systemd/system/app.service.d/zz-oomguard.conf")
 
 
 @pytest.mark.parametrize("value", [-1001, 1001, 100000])
@@ -89,7 +89,8 @@ def test_change_then_nothing_to_change(host):
 def test_process_without_unit_is_changed_with_a_warning(host):
     failed, result = run_module(oom_score_adj.main, dict(host, pid=77, value=0, persist="systemd"))
     assert not failed and adj(host, 77) == 0 and result["changes"][0]["persist"] == "none"
-    assert result["unpersisted"] == [{"pid": 77, "name": "adhoc", "unit": "session-1.scope"}]
+    assert result["unpersisted"] == [{"pid": 77, "name": "adhoc", "unit": "session-1.scope",
+                                      "reason": "session-1.scope is not a service, socket, mount or swap unit"}]
 
 
 def test_no_match_is_a_warning_not_an_error(host):
@@ -111,10 +112,11 @@ def test_unwritable_journal_fails_before_any_change(host, tmp_path):
 
 
 def test_dropin_write_failure_is_reported_with_what_was_done(host):
-    # The temporary file of the atomic write is a directory: the write fails after its intent was journalled.
-    os.makedirs(os.path.join(os.path.dirname(dropin(host)), ".50-oomguard.conf.oomguard-tmp"))
+    # The <unit>.d directory is writable by others: the write is refused after its intent was journalled.
+    os.makedirs(os.path.dirname(dropin(host)))
+    os.chmod(os.path.dirname(dropin(host)), 0o777)
     failed, result = run_module(oom_score_adj.main, dict(host, name="java", value=0, persist="systemd"))
-    assert failed and result["msg"].startswith("Failed to change ") and "Is a directory" in result["msg"]
+    assert failed and "is writable by group and others (mode 0777)" in result["msg"] and not os.path.exists(dropin(host))
     assert result["changes"] == [] and adj(host, 4242) == -1000
     records, _bad = jr.read_records(host["journal"])
     assert [(r["op"], r["state"]) for r in records] == [("dropin", "intent")]
@@ -123,7 +125,7 @@ def test_dropin_write_failure_is_reported_with_what_was_done(host):
 def test_unreadable_dropin_fails_before_any_change(host):
     os.makedirs(dropin(host))
     failed, result = run_module(oom_score_adj.main, dict(host, name="java", value=0, persist="systemd"))
-    assert failed and result["msg"].startswith("Failed to read %s: Is a directory" % dropin(host))
+    assert failed and result["msg"] == "%s is a directory, not a drop-in file; move it away, then run again." % dropin(host)
     assert adj(host, 4242) == -1000 and not os.path.exists(host["journal"])
 
 
