@@ -10,10 +10,15 @@ that the refusal message tells users to set.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
+from ansible_collections.oomguard.fleet.tests.harness.ansible_cli import VENV_BIN, base_env
 from ansible_collections.oomguard.fleet.tests.system.test_remediate_role import ADHOC, JAVA, PLAY, adj, changes, dropin, host, playbook
+from ansible_collections.oomguard.fleet.tests.unit.procfs_tree import vendor_tree
 
 RUN_ID = "oomguard-20261129T020000Z-4711"
 
@@ -71,3 +76,49 @@ def test_text_that_is_no_boolean_stops_with_the_variable_named(nosnap):
     assert proc.returncode != 0
     assert "oomguard_remediate_require_snapshot" in proc.stdout + proc.stderr
     assert adj(nosnap, "nosnap") == -1000
+
+
+ASSESS_PLAY = """
+- name: Assess with every number and switch from the command line
+  hosts: all
+  gather_facts: false
+  roles:
+    - role: oomguard.fleet.assess
+  post_tasks:
+    - name: Save what the role saw
+      ansible.builtin.copy:
+        dest: "{{ out_dir }}/seen.json"
+        content: "{{ {'level': oomguard_exposure.level, 'slabinfo': ansible_facts.slabinfo is defined,
+                      'evidence': ansible_facts.oom_evidence is defined,
+                      'adjs': ansible_facts.oom.processes | map(attribute='oom_score_adj') | list} | to_json }}"
+        mode: "0600"
+      delegate_to: localhost
+      check_mode: false
+"""
+
+
+def test_assess_numbers_and_switches_as_text(tmp_path):
+    proc_root = vendor_tree(tmp_path / "proc")
+    (tmp_path / "root").mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "play.yml").write_text(ASSESS_PLAY)
+    (tmp_path / "inventory.yml").write_text("all:\n  hosts:\n    web01:\n      ansible_connection: local\n"
+                                            "      ansible_python_interpreter: %s\n" % sys.executable)
+    paths = {"oomguard_assess_proc_path": str(proc_root), "oomguard_assess_evidence_root": str(tmp_path / "root"),
+             "oomguard_assess_slab_baseline_path": str(tmp_path / "state" / "baseline.json"), "out_dir": str(tmp_path / "out")}
+    texts = ["oomguard_assess_slabinfo=false", "oomguard_assess_evidence=no", "oomguard_assess_adj_threshold=-1000",
+             "oomguard_assess_top_killable=0", "oomguard_assess_evidence_days=1", "oomguard_assess_evidence_max_bytes=1024",
+             "oomguard_assess_allowlist_max_rss_kb=1", "oomguard_assess_unkillable_high_pct=10.5",
+             "oomguard_assess_unkillable_critical_pct=30", "oomguard_assess_unallowed_high_pct=0.5",
+             "oomguard_assess_killable_min_pct=1", "oomguard_assess_available_low_pct=1", "oomguard_assess_sunreclaim_pct=50",
+             "oomguard_assess_slab_growth_kb_per_hour=100", "oomguard_assess_slab_growth_min_kb=100"]
+    argv = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "play.yml"), "-e", json.dumps(paths)]
+    for text in texts:
+        argv += ["-e", text]
+    proc = subprocess.run(argv, env=base_env({"ANSIBLE_DEPRECATION_WARNINGS": "false"}), capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    seen = json.loads((tmp_path / "out" / "seen.json").read_text())
+    assert seen["slabinfo"] is False and seen["evidence"] is False          # the switches, given as text, are off
+    assert seen["adjs"] and set(seen["adjs"]) == {-1000}                    # threshold -1000 and no killable extras
+    assert seen["level"] != "ok"           # allowlist bound 1 KiB: sshd and udevd at -1000 are findings now
