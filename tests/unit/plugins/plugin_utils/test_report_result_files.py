@@ -10,6 +10,8 @@ import json
 import os
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ansible_collections.oomguard.fleet.plugins.plugin_utils import report as rp
 from ansible_collections.oomguard.fleet.plugins.plugin_utils.report_formats import FORMATS
@@ -352,3 +354,30 @@ def test_an_unsafe_report_directory_is_refused_naming_the_variable(tmp_path):
     assert "become" not in result["msg"] and os.listdir(str(dest)) == []
     result = run_fleet_report(tmp_path, False, dest=str(tmp_path / "new" / "report"), formats=["json"])
     assert not result.get("failed") and stat_mode(tmp_path / "new" / "report") == 0o755
+
+
+# ---- any file at all --------------------------------------------------------
+
+_KEYS = st.sampled_from(["schema", "host", "written_at", "run_id", "exposure", "level", "findings", "figures", "flagged",
+                         "snapshots", "changes", "status", "id", "severity", "message", "pids", "pid", "name",
+                         "unkillable_share_pct", "unkillable_rss_kb", "old", "new", "reason", "x"])
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20),
+                     st.sampled_from([1, "high", "unknown", T0, "9999-12-31T23:59:59-12:00", "\ud800", "web/1"]))
+_JSONISH = st.recursive(_SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_KEYS, inner, max_size=6)),
+                        max_leaves=30)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.one_of(_JSONISH, st.dictionaries(_KEYS, _JSONISH, max_size=8).map(lambda d: dict(GOOD, **d))),
+       raw=st.one_of(st.none(), st.binary(max_size=40)))
+def test_whatever_a_results_directory_holds_the_report_is_built(tmp_path_factory, data, raw):
+    results = tmp_path_factory.mktemp("results")
+    text = raw if raw is not None else json.dumps(data, ensure_ascii=True, allow_nan=True).encode("ascii")
+    (results / "any.json").write_bytes(text)
+    (results / "good.json").write_text(json.dumps(GOOD))
+    records, problems = rp.read_results_dir(str(results))
+    assert "good" in [r["host"] for r in records]
+    assert len(records) + len(problems) == 2
+    report = rp.build_report(records, problems=problems)
+    for fmt in FORMATS:
+        render(report, fmt).encode("utf-8")
