@@ -24,8 +24,8 @@ description:
   - The journal is read, and what to restore decided, while the host lock is held, so a run that changed the
     host or the journal meanwhile is taken into account.
   - A journal line that cannot be read (torn by a crash, damaged) and may hold a change of the run, or changes of
-    the run out of order, make the module fail naming the lines (RV(journal_damaged_lines)) and change nothing:
-    the rollback could not prove it undoes every change. Without O(rollback_run_id) every unreadable line does.
+    the run out of order, make the module fail naming the lines (RV(journal_damaged_lines)) and change nothing,
+    since the rollback could not prove it undoes every change. Without O(rollback_run_id) every unreadable line does.
 author:
   - oomguard.fleet contributors (@oomguard)
 extends_documentation_fragment:
