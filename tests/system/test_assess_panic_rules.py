@@ -30,8 +30,8 @@ PLAY = ASSESS_PLAY + """
 
 def host_tree(tmp_path):
     """A host with no pstore backend, no crash kernel, no persistent journal and kernel.panic 0."""
-    proc = vendor_tree(tmp_path / "proc", extra=[{"pid": 500, "comm": "app", "rss_kb": 1000, "oom_score_adj": 0,
-                                                   "cmdline": ["app", "--password=hunter2"]}])
+    app = {"pid": 500, "comm": "app", "rss_kb": 1000, "oom_score_adj": 0, "cmdline": ["app", "--password=hunter2"]}
+    proc = vendor_tree(tmp_path / "proc", extra=[app])
     with open(os.path.join(proc, "sys", "kernel", "panic"), "w") as handle:
         handle.write("0\n")
     os.makedirs(str(tmp_path / "sys" / "module" / "pstore" / "parameters"))

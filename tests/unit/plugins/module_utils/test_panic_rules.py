@@ -216,8 +216,8 @@ def test_panic002_high_when_every_oom_panics(tmp_path):
     (10, {}, []), (-1, {}, []), (300, {}, []),
     (301, {}, [("low", "kernel.panic is 301: after a panic the host waits 301 s before it reboots (flagged above 300 s)")]),
     (3600, {"panic_reboot_max_s": 0}, []),
-    (20, {"panic_reboot_max_s": 15}, [("low", "kernel.panic is 20: after a panic the host waits 20 s before it reboots "
-                                               "(flagged above 15 s)")]),
+    (20, {"panic_reboot_max_s": 15},
+     [("low", "kernel.panic is 20: after a panic the host waits 20 s before it reboots (flagged above 15 s)")]),
 ])
 def test_panic002_timeouts(tmp_path, timeout, options, expected):
     assert rule(ex.assess(facts_of(tmp_path, panic=timeout, backend="ramoops"), options=options), "PANIC002") == expected
