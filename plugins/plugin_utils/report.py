@@ -13,6 +13,7 @@ through :func:`redact_text` on the way in.
 from __future__ import annotations
 
 import datetime
+import errno
 import hashlib
 import json
 import math
@@ -530,8 +531,11 @@ def write_result_file(results_dir, host, payload):
 def _read_result_file(full):
     """The decoded JSON of one result file; ReportError says why it is not one."""
     try:
-        fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the report
+        # O_NONBLOCK: a FIFO must not block the report; O_NOFOLLOW: the writers never make a symlink
+        fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ReportError("a symlink; result files are written as regular files, so this is not one")
         raise ReportError("unreadable: %s" % (exc.strerror or exc))
     try:
         is_file = stat.S_ISREG(os.fstat(fd).st_mode)

@@ -124,10 +124,13 @@ def test_invalid_utf8_a_directory_a_fifo_and_an_oversized_file_are_skipped(tmp_p
     os.mkfifo(str(results / "fifo.json"))   # reading it would block the report for ever
     (results / "big.json").write_text(" " * (rp.MAX_RESULT_BYTES + 1))
     (results / b"name\xff.json".decode("utf-8", "surrogateescape")).write_text(json.dumps(GOOD))
+    (tmp_path / "elsewhere.json").write_text(json.dumps(dict(GOOD, host="elsewhere")))
+    (results / "link.json").symlink_to(tmp_path / "elsewhere.json")
     records, problems = rp.read_results_dir(str(results))
     assert [r["host"] for r in records] == ["good"]
     errors = dict((p["file"], p["error"]) for p in problems)
-    assert set(errors) == {"big.json", "dir.json", "fifo.json", "latin.json"}
+    assert set(errors) == {"big.json", "dir.json", "fifo.json", "latin.json", "link.json"}
+    assert errors["link.json"] == "a symlink; result files are written as regular files, so this is not one"
     assert errors["dir.json"] == errors["fifo.json"] == "not a regular file"
     assert errors["big.json"].startswith("larger than %d bytes" % rp.MAX_RESULT_BYTES)
     assert errors["latin.json"].startswith("unreadable: ")
