@@ -323,3 +323,34 @@ def test_damage_message_names_the_lines_and_what_to_do():
     assert "changed nothing" in msg and "sed -n '4p' /j" in msg and "rollback_run_id" not in msg
     assert "the newest run (R, as far" in jr.damage_message("/j", "R", False, [4], []) and "rollback_run_id" in jr.damage_message("/j", "R", False, [4], [])
     assert "a run (the readable lines record no change)" in jr.damage_message("/j", None, False, [1], [])
+
+
+def test_journal_that_cannot_be_opened_or_read_says_become(tmp_path, monkeypatch):
+    path = tmp_path / "journal.jsonl"
+    path.write_text("")
+
+    def denied(*args):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(jr.sf, "open_nofollow", denied)
+    with pytest.raises(jr.JournalError, match="Failed to read the journal .*Permission denied \\(run with become: true\\)"):
+        jr.read_records(str(path))
+    monkeypatch.undo()
+
+    class Unreadable:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def read(self):
+            raise OSError(errno.EIO, "Input/output error")
+
+    def fdopen(fd, mode):
+        os.close(fd)
+        return Unreadable()
+
+    monkeypatch.setattr(jr.os, "fdopen", fdopen)
+    with pytest.raises(jr.JournalError, match="Failed to read the journal .*Input/output error \\(run with become: true\\)"):
+        jr.read_records(str(path))

@@ -393,3 +393,23 @@ def test_restore_meta_refusals(tmp_path, monkeypatch):
     monkeypatch.setattr(sf.os, "fchown", denied)
     with pytest.raises(sf.SafeFileError, match="Operation not permitted; run with become: true"):
         sf.restore_meta(str(tmp_path / "target"), meta)
+
+
+def test_a_symlink_gone_before_it_is_read_is_still_refused(tmp_path, monkeypatch):
+    os.symlink(str(tmp_path / "x"), str(tmp_path / "link"))
+
+    def gone(path):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
+
+    monkeypatch.setattr(sf.os, "readlink", gone)
+    with pytest.raises(sf.SafeFileError, match=r"link is a symlink \(to \?\)"):
+        sf.write_atomic(str(tmp_path / "link"), "x")
+
+
+def test_ensure_dir_made_by_someone_else_meanwhile_that_is_fine_is_not_claimed(tmp_path, monkeypatch):
+    def racing(path, mode):
+        os.mkdir(path, 0o755)
+        raise FileExistsError(errno.EEXIST, "File exists", path)
+
+    monkeypatch.setattr(sf, "_make_dir", racing)
+    assert sf.ensure_dir(str(tmp_path / "race"), 0o700) is False and mode(tmp_path / "race") == 0o755
