@@ -73,15 +73,15 @@ def _plan_runtime(record, proc_path, values, result):
     proc = rem.read_process(proc_path, pid)
     if proc is None or proc["starttime"] != record.get("starttime"):
         result["not_restored"].append({"pid": pid, "name": record.get("name"),
-                                  "reason": "process exited (or its pid was reused) since the run; nothing to restore at runtime"})
+                                       "reason": "process exited (or its pid was reused) since the run; nothing to restore at runtime"})
         return
     current = values.get(pid, proc["oom_score_adj"])
     if current == record["old"]:
         return
     if current != record["new"]:
         result["not_restored"].append({"pid": pid, "name": proc["name"],
-                                  "reason": "oom_score_adj is %d, neither the journalled old %d nor new %d; left as it is"
-                                  % (current, record["old"], record["new"])})
+                                       "reason": "oom_score_adj is %d, neither the journalled old %d nor new %d; left as it is"
+                                       % (current, record["old"], record["new"])})
         return
     result["runtime"].append({"pid": pid, "name": proc["name"], "unit": record.get("unit"), "starttime": proc["starttime"],
                               "old": current, "new": record["old"]})

@@ -136,8 +136,8 @@ def test_a_later_file_that_does_not_set_it_or_masks_itself_does_not_count(host):
 def test_our_name_hidden_by_a_higher_priority_directory(host):
     hider = put(host["root"], "/etc/systemd/system.control/app.service.d/zz-oomguard.conf", "[Service]\nCPUWeight=5\n")
     assert dropins.predict(host["root"], UNIT, ours(host), 0) == {"file": hider, "value": None}
-    assert "is hidden from systemd by %s" % hider in rem.override_message(rem.plan(java(host), 0, "systemd", host["root"]),
-                                                                            host["root"])
+    the_plan = rem.plan(java(host), 0, "systemd", host["root"])
+    assert "is hidden from systemd by %s" % hider in rem.override_message(the_plan, host["root"])
 
 
 # --- the check after daemon-reload ------------------------------------------------------------------
