@@ -9,10 +9,12 @@ venv="$top/.venv"
 profile="${1:-test}"
 
 # Debian packages: the demo needs only Python's venv; the tests need the real parts
-# (sshd for the namespace fleet, podman for real systemd, chromium for the HTML report).
+# (sshd for the namespace fleet, podman for real systemd, chromium for the HTML report,
+# qemu and debootstrap for the panic lab's guest).
 demo_pkgs=(python3-venv procps iproute2)
 test_pkgs=(shellcheck podman runc debootstrap chromium tini openssh-server openssh-client
-           iproute2 procps python3-venv git rsync systemd-journal-remote)
+           iproute2 procps python3-venv git rsync systemd-journal-remote
+           qemu-system-x86 qemu-utils cpio e2fsprogs)
 if [ "$profile" = demo ]; then pkgs=("${demo_pkgs[@]}"); else pkgs=("${test_pkgs[@]}"); fi
 
 missing=()
