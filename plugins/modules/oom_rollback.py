@@ -14,7 +14,12 @@ version_added: 0.1.0
 description:
   - Reads the journal written by M(oomguard.fleet.oom_score_adj) and undoes the changes of one run, newest first.
   - Drop-in files are put back as they were before the run (removed when the run created them, together with an
-    empty C(<unit>.d) directory it created); C(systemctl daemon-reload) runs when systemd is running.
+    empty C(<unit>.d) directory it created), with their journalled mode, owner and group, or as the symlink they
+    were; C(systemctl daemon-reload) runs when systemd is running.
+  - Then, with systemd running, C(systemctl show -p OOMScoreAdjust -p DropInPaths) is read for each unit whose
+    drop-in was restored. The module fails when a drop-in of this collection still decides the unit's value (one of
+    a later run that was not rolled back; roll that one back too), and warns naming the file when another file
+    gives another value than systemd reported before the run.
   - Runtime values are restored for processes that still run (same pid and start time). A process that exited
     since is reported in RV(not_restored); its service gets the old value from the unit file at its next start.
   - A change journalled but never made (the run was killed in between) is recognised and skipped.
@@ -92,7 +97,7 @@ dropins:
   returned: always
   type: list
   elements: dict
-  sample: [{unit: app.service, path: /etc/systemd/system/app.service.d/50-oomguard.conf, action: removed}]
+  sample: [{unit: app.service, path: /etc/systemd/system/app.service.d/zz-oomguard.conf, action: removed}]
 not_restored:
   description:
     - What was not restored, with the reason (process gone, changed by someone else).

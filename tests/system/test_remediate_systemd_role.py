@@ -250,7 +250,7 @@ def test_a_drop_in_that_cannot_be_read_fails_the_host_and_changes_nothing(tmp_pa
     assert box.read_file(os.path.dirname(DROPIN)) == "not a directory\n"
     assert box.show(UNIT, "OOMScoreAdjust") == "-1000" and fixture_adj(box) == -1000
     assert "Not a directory" in proc.stdout and not box.path_exists(JOURNAL)  # failed while reading, before any change
-    assert "problem). Nothing was changed on this host (no rollback needed)." in proc.stdout
+    assert "Not a directory. Nothing was changed on this host (no rollback needed)." in proc.stdout
 
     proc = playbook(tmp_path, "rollback.yml", inv, "-e", "oomguard_rollback_run_id=" + RUN_ID)
     assert proc.returncode == 0, failure(proc)
@@ -296,11 +296,12 @@ def test_a_second_run_on_a_locked_host_fails_it_and_changes_nothing(tmp_path, bo
 
 
 def test_a_failed_daemon_reload_fails_the_host_and_the_rollback_undoes_the_drop_in(tmp_path, box):
-    # systemctl in the container answers every call with an error: the drop-in is written and
+    # systemctl in the container answers daemon-reload with an error: the drop-in is written and
     # journalled, the daemon-reload fails, the host fails with the rollback command, and
     # changed reports the drop-in. With systemctl back, rollback.yml removes it.
     box.exec("mv", "/usr/bin/systemctl", "/usr/bin/systemctl.real")
-    box.write_file("/usr/bin/systemctl", "#!/bin/sh\necho 'Failed to connect to bus: simulated' >&2\nexit 1\n")
+    box.write_file("/usr/bin/systemctl", "#!/bin/sh\nif [ \"$1\" = daemon-reload ]; then\n"
+                   "  echo 'Failed to connect to bus: simulated' >&2\n  exit 1\nfi\nexec /usr/bin/systemctl.real \"$@\"\n")
     box.exec("chmod", "755", "/usr/bin/systemctl")
     inv = inventory(tmp_path, box, oomguard_snapshot_enabled=False, oomguard_remediate_require_snapshot=False)
     proc = playbook(tmp_path, "remediate.yml", inv, "-e", "oomguard_remediate_mode=reset", "-e", "oomguard_run_id=" + RUN_ID,
@@ -318,3 +319,27 @@ def test_a_failed_daemon_reload_fails_the_host_and_the_rollback_undoes_the_drop_
     assert not box.path_exists(DROPIN) and not box.path_exists(os.path.dirname(DROPIN))
     assert box.show(UNIT, "OOMScoreAdjust") == "-1000" and fixture_adj(box) == -1000
     assert [(r["op"], r["state"]) for r in journal(box)][-1] == ("rollback-complete", "done")
+
+
+def test_another_drop_in_that_would_win_fails_the_host_naming_it_and_override_conf_does_not(tmp_path, box):
+    """remediate.yml never reports a reset that systemd would not keep: a drop-in read after ours fails the
+    host naming the file (nothing changed); systemctl edit's override.conf loses to ours, also after a restart."""
+    late = "/etc/systemd/system/app.service.d/zzz-local.conf"
+    box.write_file(late, "[Service]\nOOMScoreAdjust=-1000\n")
+    box.exec("systemctl", "daemon-reload")
+    inv = inventory(tmp_path, box, oomguard_snapshot_enabled=False, oomguard_remediate_require_snapshot=False)
+    args = ("-e", "oomguard_remediate_mode=reset", "-e", "oomguard_run_id=" + RUN_ID, "-e", "oomguard_report_dir=%s" % (tmp_path / "report"))
+    proc = playbook(tmp_path, "remediate.yml", inv, *args)
+    assert proc.returncode != 0 and recap(proc)["failed"] == 1
+    assert "%s sets OOMScoreAdjust=-1000 for %s" % (late, UNIT) in proc.stdout
+    assert "Nothing was changed on this host (no rollback needed)." in proc.stdout
+    assert not box.path_exists(DROPIN) and not box.path_exists(JOURNAL) and fixture_adj(box) == -1000
+
+    box.exec("mv", late, "/etc/systemd/system/app.service.d/override.conf")
+    box.exec("systemctl", "daemon-reload")
+    proc = playbook(tmp_path, "remediate.yml", inv, *args)
+    assert proc.returncode == 0, failure(proc)
+    assert box.show(UNIT, "OOMScoreAdjust") == "0" and fixture_adj(box) == 0
+    box.exec("systemctl", "restart", UNIT)
+    assert box.show(UNIT, "OOMScoreAdjust") == "0"
+    assert box.read_file("/proc/%s/oom_score_adj" % box.show(UNIT, "MainPID")).strip() == "0"
