@@ -277,3 +277,41 @@ def test_rollback_of_an_unreadable_process_fails_and_says_become(host, monkeypat
     failed, result = run_module(oom_rollback.main, host)
     assert failed and "become: true" in result["msg"] and result["changed"] is False
     assert result["not_restored"] == []  # not "exited": it may still run
+
+
+def test_a_drop_in_read_after_ours_fails_before_any_change_also_in_check_mode(host):
+    late = os.path.join(host["root"], "run/systemd/system/app.service.d/zzz-local.conf")
+    os.makedirs(os.path.dirname(late))
+    with open(late, "w", encoding="utf-8") as handle:
+        handle.write("[Service]\nOOMScoreAdjust=-1000\n")
+    for check_mode in (True, False):
+        failed, result = run_module(oom_score_adj.main, dict(host, name="java", value=0, persist="systemd"), check_mode=check_mode)
+        assert failed and result["changed"] is False
+        assert "%s sets OOMScoreAdjust=-1000 for app.service and systemd reads it after %s" % (late, dropin(host)) in result["msg"]
+    assert adj(host, 4242) == -1000 and not os.path.exists(dropin(host)) and not os.path.exists(host["journal"])
+    failed, result = run_module(oom_score_adj.main, dict(host, name="java", value=0))  # persist none: no drop-in, no check
+    assert not failed and adj(host, 4242) == 0
+
+
+def test_a_drop_in_we_did_not_write_needs_force(host):
+    os.makedirs(os.path.dirname(dropin(host)))
+    with open(dropin(host), "w", encoding="utf-8") as handle:
+        handle.write("[Service]\nEnvironment=SECRET=1\n")
+    failed, result = run_module(oom_score_adj.main, dict(host, name="java", value=0, persist="systemd"))
+    assert failed and "did not write" in result["msg"] and "force: true" in result["msg"] and result["changed"] is False
+    assert adj(host, 4242) == -1000 and not os.path.exists(host["journal"])
+    failed, result = run_module(oom_score_adj.main, dict(host, name="java", value=0, persist="systemd", force=True))
+    assert not failed and result["dropins"][0]["action"] == "taken over" and adj(host, 4242) == 0
+    failed, result = run_module(oom_rollback.main, host)
+    assert not failed and result["changed"]
+    with open(dropin(host), encoding="utf-8") as handle:
+        assert handle.read() == "[Service]\nEnvironment=SECRET=1\n"
+
+
+def test_a_process_under_a_user_manager_is_reset_at_runtime_only(host):
+    build_proc_tree(host["proc_path"], processes=[{"pid": 5000, "comm": "evil", "oom_score_adj": -1000,
+                                                   "cgroup": "0::/user.slice/user-1000.slice/user@1000.service/app.slice/evil.service\n"}])
+    failed, result = run_module(oom_score_adj.main, dict(host, pid=5000, value=0, persist="systemd", restart=True))
+    assert not failed and adj(host, 5000) == 0 and result["dropins"] == [] and result["restarted"] == []
+    assert "user manager user@1000.service" in result["unpersisted"][0]["reason"]
+    assert not os.path.exists(os.path.join(host["root"], "etc"))
