@@ -154,11 +154,15 @@ def is_decimal(text):
 
 
 _SECRET_WORD = r"(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|credentials?|auth)"
-# --password=x, --db-token=x, token=x, PGPASSWORD=x, client_secret=x
-_SECRET_ASSIGN = re.compile(r"^(-{0,2}[\w.-]*?" + _SECRET_WORD + r"[\w.-]*[=:])(.+)$", re.IGNORECASE | re.DOTALL)
+# Every pattern below runs in time linear in the argument: a name is matched only where one starts
+# (a lookbehind, or an anchor) and no quantifier nests another, so a hostile command line of
+# megabytes costs milliseconds, not hours.
+_SECRET_WORD_RE = re.compile(_SECRET_WORD, re.IGNORECASE)
+# --password=x, --db-token=x, token=x, PGPASSWORD=x, client_secret=x: the name, then = or :
+_ASSIGN_HEAD = re.compile(r"[\w.-]*[=:]")
 # --password x (value in the next argument); also "password:" as a word of a `key: value` text
-_SECRET_OPTION = re.compile(r"^(?:-{0,2}|[{\[,]*[\"']?)[\w.-]*" + _SECRET_WORD + r"[\w.-]*[\"']?:?$", re.IGNORECASE)
-_URL_CREDENTIALS = re.compile(r"([a-zA-Z][\w+.-]*://[^/\s:@]*):([^/\s@]*)@")
+_OPTION_WORD = re.compile(r"(?:-{0,2}|[{\[,]*[\"']?)([\w.-]*)[\"']?:?$")
+_URL_CREDENTIALS = re.compile(r"(?<![\w+.-])([a-zA-Z][\w+.-]*://[^/\s:@]*):([^/\s@]*)@")
 _HEADER_SECRET = re.compile(r"^((?:proxy-)?authorization:\s*(?:\w+\s+)?)(.+)$", re.IGNORECASE | re.DOTALL)
 # Names that hold a secret only as a whole segment (api_key, X-Amz-Signature, sig=), not inside
 # another word (keyboard, design).
@@ -166,7 +170,7 @@ _SECRET_SEGMENT = re.compile(r"(?:^|[-_.])(?:key|sig|signature|pw)$", re.IGNOREC
 # key=value, key: value, "key": "value", key='value' anywhere inside an argument: URL queries
 # (?api_key=...&), JSON (--config={"password":"x"}), YAML, mount options (-o user=a,password=b).
 _INLINE_SECRET = re.compile(
-    r"""(?P<key>(?P<q>["']?)(?P<name>[A-Za-z_][\w.-]*)(?P=q)\s*(?:=|:(?!//))\s*)"""
+    r"""(?P<key>(?P<q>["']?)(?<![\w.-])(?P<name>[A-Za-z_][\w.-]*)(?P=q)\s*(?:=|:(?!//))\s*)"""
     r"""(?P<value>"(?:[^"\\]|\\.)*"?|'[^']*'?|(?:[^\s&;"'}\],]|,(?!\s*["'\[{]|[\w.-]+\s*[=:]))+)""")
 # Credentials recognisable by their shape wherever they stand.
 _TOKEN_SHAPES = re.compile(
@@ -187,13 +191,28 @@ _AUTH_SCHEMES = ("bearer", "basic", "digest", "negotiate")
 # sshpass -p). curl's -k takes no value; its next argument (a URL) only loses its display.
 _SHORT_SECRET_OPTIONS = ("-p", "-k")
 _URL = re.compile(r"^[A-Za-z][\w+.-]*://")
+_SHORT_FLAG = re.compile(r"^-[A-Za-z]$")  # mysql -p -h db: -p prompts, -h is the next option
 _USER_PASS_OPTIONS = ("-u", "--user", "--proxy-user")
 # A word of an argument that holds spaces: a quoted string stays one word.
-_WORDS = re.compile(r"""\s+|(?:[^\s'"]+|'[^']*'?|"(?:[^"\\]|\\.)*"?)+""")
+_WORDS = re.compile(r"""\s+|(?:[^\s'"]|'[^']*'?|"(?:[^"\\]|\\.)*"?)+""")
 
 
 def _is_secret_name(name):
-    return bool(re.search(_SECRET_WORD, name, re.IGNORECASE) or _SECRET_SEGMENT.search(name))
+    return bool(_SECRET_WORD_RE.search(name) or _SECRET_SEGMENT.search(name))
+
+
+def _secret_assignment(arg):
+    """``--password=``, ``token:``: the head of an argument whose whole value is a secret, else None."""
+    match = _ASSIGN_HEAD.match(arg)
+    if match and match.end() < len(arg) and _SECRET_WORD_RE.search(match.group()):
+        return match.group()
+    return None
+
+
+def _secret_option(arg):
+    """An option or key whose value is the next word: ``--password``, ``password:``, ``{"password":``."""
+    match = _OPTION_WORD.match(arg)
+    return bool(match and _SECRET_WORD_RE.search(match.group(1)))
 
 
 def _redact_inline(match):
@@ -206,11 +225,16 @@ def _redact_inline(match):
 
 def _redact_text(text):
     """What can be redacted without looking at the neighbouring arguments."""
-    text = _URL_CREDENTIALS.sub(r"\1:" + REDACTED + "@", text)
-    text = _HEADER_ANYWHERE.sub(r"\1" + REDACTED, text)
-    text = _INLINE_SECRET.sub(_redact_inline, text)
+    # The tests on characters skip the patterns that cannot match (most words of a command line).
+    if "@" in text:
+        text = _URL_CREDENTIALS.sub(r"\1:" + REDACTED + "@", text)
+    if ":" in text or "=" in text:
+        text = _HEADER_ANYWHERE.sub(r"\1" + REDACTED, text)
+        text = _INLINE_SECRET.sub(_redact_inline, text)
     text = _TOKEN_SHAPES.sub(REDACTED, text)
-    return _AUTH_SCHEME.sub(r"\1\2" + REDACTED, text)
+    if " " in text or "\t" in text:
+        text = _AUTH_SCHEME.sub(r"\1\2" + REDACTED, text)
+    return text
 
 
 class _Redactor:
@@ -227,7 +251,7 @@ class _Redactor:
             if arg.lower() in _AUTH_SCHEMES:  # Authorization: Bearer <token>: the scheme stays, the token goes
                 self.redact_next = True
                 return arg
-            if not arg.startswith("--") and not (self.next_may_be_url and _URL.match(arg)):
+            if not arg.startswith("--") and not _SHORT_FLAG.match(arg) and not (self.next_may_be_url and _URL.match(arg)):
                 # a long option next means the flag took no value; curl -k is followed by its URL
                 return REDACTED
         if self.user_pass_next:
@@ -237,11 +261,14 @@ class _Redactor:
         if len(arg) > 1 and arg[0] in "'\"":  # a quoted word of a shell string: what is inside
             inner = arg[1:-1] if arg.endswith(arg[0]) else arg[1:]
             return arg[0] + self.argument(inner) + arg[len(inner) + 1:]
-        match = _SECRET_ASSIGN.match(arg) or _HEADER_SECRET.match(arg)
+        head = _secret_assignment(arg)
+        if head:
+            return head + REDACTED
+        match = _HEADER_SECRET.match(arg)
         if match:
             return match.group(1) + REDACTED
         arg = _redact_text(arg)
-        secret_option = arg in _SHORT_SECRET_OPTIONS or _SECRET_OPTION.match(arg) or arg.lower() in _AUTH_SCHEMES
+        secret_option = arg in _SHORT_SECRET_OPTIONS or _secret_option(arg) or arg.lower() in _AUTH_SCHEMES
         if len(arg) > 2 and arg[:2] in _SHORT_SECRET_OPTIONS and not arg.startswith("--"):
             # mysql -psecretpw: the value is attached. When the whole word also reads like a
             # secret option (-password), the next argument may be its value: redact both.

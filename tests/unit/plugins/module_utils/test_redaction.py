@@ -7,6 +7,8 @@ leave the command line out when asked."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -121,3 +123,23 @@ def test_module_option_return_cmdline(tmp_path):
     assert not failed and all(p["cmdline"] is None for p in result["ansible_facts"]["oom"]["processes"])
     failed, result = run_module(oom_score_facts.main, {"proc_path": tree})
     assert not failed and result["ansible_facts"]["oom"]["processes"][0]["cmdline"] == "java -Dsecret=" + REDACTED
+
+
+# ------------------------------------------------------------------ a hostile command line costs little
+
+
+@pytest.mark.parametrize("data", [
+    b"x" * 200000 + b"\0",                              # one long word: no name is tried at every offset
+    b"a://" + b"x" * 200000 + b"\0",                    # a scheme and no '@'
+    b"token" * 40000 + b"!\0",                          # a secret word over and over, then no '='
+    b"--" + b"password" * 25000 + b"x\0",               # an option word that never ends right
+    b"a=," * 60000 + b"\0",
+    b"sh\0-c\0" + b"'a " * 60000 + b"\0",               # unbalanced quotes in a shell string
+    (b"eyJ" + b"a" * 10 + b".") * 10000 + b"\0",
+    b"http://u:" * 20000 + b"\0",
+])
+def test_redaction_time_is_linear_in_the_command_line(data):
+    # Before the patterns were anchored, the first of these took minutes (quadratic in the length).
+    started = time.monotonic()
+    out = parse_cmdline(data, 256)
+    assert len(out) <= 256 and time.monotonic() - started < 5
