@@ -92,6 +92,7 @@ def test_a_planted_secret_never_comes_out(shape, body, before, after, form, styl
     (["java", "-jar", "app.jar", "--spring.datasource.url=jdbc:x", "--port=8080", "--keyboard=us"],
      "java -jar app.jar --spring.datasource.url=jdbc:x --port=8080 --keyboard=us"),
     (["nginx: worker process"], "nginx: worker process"),
+    (["mysql", "-p", "-h", "db"], "mysql -p -h db"),  # -p alone prompts; -h is the next option
 ])
 def test_shapes_from_the_review(argv, expected):
     assert parse_cmdline(encode(argv), 0) == expected
