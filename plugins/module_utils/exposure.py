@@ -353,16 +353,18 @@ def rule_panic001(panic, opts):
     if pstore.get("backend") or crash.get("loaded"):
         return [], None
     if journal.get("persistent"):
-        journal_text, severity = ("; the persistent journal keeps the lead-up (OOM kills, the warning) but not the panic "
-                                  "itself, which userspace never gets to write"), "low"
+        journal_text, severity = "; the persistent journal keeps only the lead-up (OOM kills, the warning)", "low"
+    elif journal.get("persistent") is False:
+        journal_text, severity = ("; nor does journald keep a persistent journal (Storage=%s%s), so not even the lead-up "
+                                  "survives the reboot" % (journal.get("storage"),
+                                                           ", no %s" % journal["path"] if journal.get("path") else "")), "medium"
     else:
-        journal_text, severity = ("; nor does journald keep a persistent journal (Storage=%s%s): not even the lead-up "
-                                  "survives" % (journal.get("storage") or "unknown",
-                                                ", no %s" % journal["path"] if journal.get("path") else "")), "medium"
-    message = ("A panic here would leave no record: no pstore backend (%s/module/pstore/parameters/backend is empty) and "
-               "no crash kernel loaded (kexec_crash_loaded is not 1)%s. After an 'Out of memory and no killable "
-               "processes' panic and the reboot nothing on the host says why, and HIST001 can never fire; load a pstore "
-               "backend (ramoops, efi_pstore, erst) or set up kdump" % (panic["sys_path"], journal_text))
+        journal_text, severity = "", "medium"
+    message = ("A panic here would leave no record of itself: no pstore backend registered (%s/module/pstore/parameters/"
+               "backend) and no crash kernel loaded (kexec_crash_loaded is not 1), and the panic's own lines never reach "
+               "the journal or a log file%s. After an 'Out of memory and no killable processes' panic and the reboot "
+               "nothing on the host says why (HIST001 can never fire); load a pstore backend (ramoops, efi_pstore, erst) "
+               "or set up kdump" % (panic["sys_path"], journal_text))
     return [_finding("PANIC001", severity, message)], None
 
 

@@ -163,16 +163,22 @@ def test_panic001_medium_when_nothing_survives(tmp_path):
     verdict = ex.assess(facts_of(tmp_path, panic=10, backend="(null)", crash=0))
     [(severity, message)] = rule(verdict, "PANIC001")
     assert severity == "medium" and verdict["level"] == "medium"
-    assert message.startswith("A panic here would leave no record: no pstore backend (%s/module/pstore/parameters/backend "
-                              "is empty) and no crash kernel loaded" % (tmp_path / "sys"))
-    assert "Storage=auto, no %s" % (tmp_path / "var" / "log" / "journal") in message
+    assert message.startswith("A panic here would leave no record of itself: no pstore backend registered "
+                              "(%s/module/pstore/parameters/backend) and no crash kernel loaded" % (tmp_path / "sys"))
+    assert "nor does journald keep a persistent journal (Storage=auto, no %s)" % (tmp_path / "var" / "log" / "journal") in message
     assert "load a pstore backend (ramoops, efi_pstore, erst) or set up kdump" in message
 
 
 def test_panic001_low_when_only_the_journal_keeps_the_lead_up(tmp_path):
     verdict = ex.assess(facts_of(tmp_path, panic=10, crash=0, journal_dir=True))
     [(severity, message)] = rule(verdict, "PANIC001")
-    assert severity == "low" and "persistent journal keeps the lead-up" in message
+    assert severity == "low" and "the persistent journal keeps only the lead-up (OOM kills, the warning)" in message
+
+
+def test_panic001_medium_when_the_journal_is_unknown(tmp_path):
+    proc = host(tmp_path, panic=10, crash=0)
+    [(severity, message)] = rule(ex.assess({"oom": gather_oom_facts(proc)}), "PANIC001")  # no root: journal unknown
+    assert severity == "medium" and "journal" not in message.split("log file")[1]
 
 
 @pytest.mark.parametrize("kwargs", [{"backend": "ramoops"}, {"backend": "efi_pstore"}, {"crash": 1},
