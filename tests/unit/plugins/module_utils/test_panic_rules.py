@@ -9,9 +9,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from ansible.errors import AnsibleFilterError
 
-from ansible_collections.oomguard.fleet.plugins.filter.exposure import exposure
 from ansible_collections.oomguard.fleet.plugins.module_utils import exposure as ex
 from ansible_collections.oomguard.fleet.plugins.module_utils.oom_facts import (
     default_sys_path,
@@ -264,12 +262,3 @@ def test_rule_ids_are_reserved_for_custom_rules():
     with pytest.raises(ex.ExposureError) as info:
         ex.validate_custom_rules([{"id": "PANIC001", "severity": "low", "query": "oom", "message": "m"}])
     assert "already used by a built-in rule" in str(info.value)
-
-
-def test_filter_end_to_end_both_states(tmp_path):
-    hung = exposure(facts_of(tmp_path / "a", panic=0, crash=0), host="lab")
-    assert [f["id"] for f in hung["findings"]] == ["PANIC001", "PANIC002"] and hung["level"] == "medium"
-    safe = exposure(facts_of(tmp_path / "b", panic=10, backend="ramoops", pstore_mounted=True), host="lab")
-    assert safe["findings"] == [] and safe["level"] == "ok"
-    with pytest.raises(AnsibleFilterError):
-        exposure(facts_of(tmp_path / "c"), require_panic_record="perhaps")

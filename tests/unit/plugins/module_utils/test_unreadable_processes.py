@@ -16,12 +16,9 @@ import tempfile
 
 import pytest
 
-from ansible_collections.oomguard.fleet.plugins.filter.exposure import exposure
 from ansible_collections.oomguard.fleet.plugins.module_utils import exposure as ex
 from ansible_collections.oomguard.fleet.plugins.module_utils import oom_facts
 from ansible_collections.oomguard.fleet.plugins.module_utils.oom_facts import gather_oom_facts
-from ansible_collections.oomguard.fleet.plugins.modules import oom_score_facts
-from ansible_collections.oomguard.fleet.tests.unit.module_runner import run_module
 from ansible_collections.oomguard.fleet.tests.unit.procfs_tree import DEFAULT_MEMINFO, vendor_tree
 
 HALF = DEFAULT_MEMINFO["MemTotal"] // 2
@@ -211,18 +208,3 @@ def test_many_unreadable_processes_name_a_few(tmp_path):
     reason = ex.assess({"oom": oom})["reason"]
     assert reason.startswith("38 process(es) could not be read (pid 10 stat: permission denied, ")
     assert "pid 12 stat" in reason and "pid 13 stat" not in reason and ", ...)" in reason
-
-
-# ------------------------------------------------------------------ end to end: module, then the filter
-
-
-def test_module_then_filter_is_not_ok_without_become(tmp_path, monkeypatch):
-    tree = vendor_tree(tmp_path, extra=[JAVA])
-    failed, readable = run_module(oom_score_facts.main, {"proc_path": tree})
-    assert not failed and exposure(readable["ansible_facts"], host="h1")["level"] == "critical"
-    deny(monkeypatch, 4242)
-    failed, result = run_module(oom_score_facts.main, {"proc_path": tree})
-    assert not failed and result["ansible_facts"]["oom"]["errors"]["unreadable_count"] == 1
-    verdict = exposure(result["ansible_facts"], host="h1")
-    assert verdict["level"] == "unknown" and "become: true" in verdict["reason"]
-    assert ex.gate_tripped(verdict["level"], "critical")
