@@ -675,6 +675,7 @@ def main(argv=None):
     up = sub.add_parser('up', help='boot a guest; print its inventory path')
     up.add_argument('--state', required=True)
     up.add_argument('--accel', choices=('auto', 'kvm', 'tcg'), default=None)
+    up.add_argument('--inventory-copy', help='also write the inventory here (e.g. beside molecule\'s)')
     down = sub.add_parser('down', help='stop the guest and remove its files (idempotent)')
     down.add_argument('--state', required=True)
     ssh = sub.add_parser('ssh', help='run a command in the guest')
@@ -690,6 +691,9 @@ def main(argv=None):
                 print('built in %.1f s' % seconds, file=sys.stderr)
         elif args.command == 'up':
             guest = Guest(args.state, accel=args.accel).up()
+            if args.inventory_copy:
+                os.makedirs(os.path.dirname(os.path.abspath(args.inventory_copy)), exist_ok=True)
+                shutil.copyfile(guest.inventory_path, args.inventory_copy)
             print(guest.inventory_path)
             print('booted (%s) in %.1f s, SSH on 127.0.0.1:%d' % (guest.accel, guest.boot_seconds, guest.port),
                   file=sys.stderr)
