@@ -369,7 +369,7 @@ def _foreign_dropin(path, meta):
             "journalled and playbooks/rollback.yml puts them back." % (path, what, DROPIN_HEADER))
 
 
-def _plan_unit_dropins(unit_name, root, content, value, force):
+def _plan_unit_dropins(unit_name, root, content, force):
     """The drop-in changes for one unit: ours (written unless already in place), then the removal of an
     older version's drop-in of ours (50-oomguard.conf) that ours replaces."""
     sysdir = systemd_dir(root)
@@ -418,7 +418,7 @@ def plan(processes, value, persist, root, unit=None, force=False):
     content = dropin_content(value)
     changes, overridden = [], []
     for unit_name in units:
-        changes.extend(_plan_unit_dropins(unit_name, root, content, value, force))
+        changes.extend(_plan_unit_dropins(unit_name, root, content, force))
         winner = dropins.predict(root, unit_name, dropin_path(systemd_dir(root), unit_name), value)
         if winner:
             overridden.append(dict(winner, unit=unit_name))
