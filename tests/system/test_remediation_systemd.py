@@ -282,3 +282,17 @@ def test_a_user_manager_gets_no_dropin_and_no_restart(box):
     assert "user manager user@1000.service (user unit evil.service)" in result["unpersisted"][0]["reason"]
     assert not box.path_exists("/etc/systemd/system/user@1000.service.d")
     assert box.read_file(tree + "/oom_score_adj").strip() == "0"
+
+
+def test_rollback_warns_naming_a_file_that_changed_the_value_since_the_run(box):
+    rc, result = box.run_module("oom_score_adj", reset_args())
+    assert rc == 0, result
+    override = "/etc/systemd/system/oomtest.service.d/override.conf"
+    box.write_file(override, "[Service]\nOOMScoreAdjust=200\n")  # systemctl edit after the run
+    box.exec("systemctl", "daemon-reload")
+    assert box.show(UNIT, "OOMScoreAdjust") == "0"  # ours still wins
+    rc, undo = box.run_module("oom_rollback", {})
+    assert rc == 0 and undo["changed"] is True, undo
+    assert box.show(UNIT, "OOMScoreAdjust") == "200" and not box.path_exists(OURS)
+    warned = json.dumps(undo["warnings"])
+    assert "oomtest.service now gets OOMScoreAdjust=200 from %s, not the -1000 systemd reported before the run" % override in warned
