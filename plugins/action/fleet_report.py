@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
@@ -86,13 +87,38 @@ def _make_dir(path, option):
         raise ReportError("cannot use directory %s (%s); fix that or point %s at another directory" % (path, exc, option)) from None
 
 
+# What the assess role registers its task's result as: the only place the verdict of a host it
+# found unreachable (or could not read) is kept, since such a task sets no facts.
+ASSESS_RESULT = "oomguard_assess_result"
+
+
 def _host_value(host_vars, key):
     """A host's value by name, else from its facts: the assess action returns its verdict as a
-    fact, which is a plain variable only while inject_facts_as_vars is on."""
+    fact, which is a plain variable only while inject_facts_as_vars is on. A host the assess task
+    left unreachable or failed has its newest verdict only in the registered result."""
+    registered = host_vars.get(ASSESS_RESULT)
+    if key == "oomguard_exposure" and isinstance(registered, dict) and (registered.get("unreachable") or registered.get("failed")):
+        if isinstance(registered.get(key), dict):
+            return registered[key]
     value = host_vars.get(key)
     if value is None:
         value = (host_vars.get("ansible_facts") or {}).get(key)
     return value
+
+
+def dest_problem(dest):
+    """Why ``dest`` cannot hold the report, or None: it must be an absolute path, so the report
+    never lands wherever the shell that started the play happened to be."""
+    if not dest:
+        return ("No report directory: dest (role: oomguard_report_dir) is empty. Set oomguard_report_dir to an absolute "
+                "directory on the controller, e.g. -e oomguard_report_dir=/var/lib/oomguard/report (the collection's "
+                "playbooks put the report beside the inventory file, and this run's first inventory source is not a "
+                "file or directory on the controller).")
+    if not os.path.isabs(dest):
+        return ("The report directory %r (dest, role: oomguard_report_dir) is relative, so it would depend on the current "
+                "directory of whoever starts the play; set oomguard_report_dir to an absolute path, e.g. "
+                "\"{{ playbook_dir }}/%s\"." % (dest, dest))
+    return None
 
 
 class ActionModule(ActionBase):
@@ -128,6 +154,10 @@ class ActionModule(ActionBase):
         del tmp
         validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         del validation
+        problem = dest_problem(args["dest"])
+        if problem:
+            result.update(failed=True, msg=problem)
+            return result
         check_mode = bool(self._task.check_mode)
         now = utc_now()
         written_at = format_time(now)

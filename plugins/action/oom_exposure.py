@@ -5,7 +5,8 @@
 
 One task per host: run oomguard.fleet.oom_score_facts on the host (one round trip), judge
 the facts with the exposure rules on the controller, optionally write the host's result
-file, and fail the host at the gate.
+file, and fail the host at the gate. A host that cannot be reached comes back unreachable, one
+whose facts could not be gathered failed, each with its ``unknown`` verdict in the result.
 """
 
 from __future__ import annotations
@@ -151,8 +152,13 @@ class ActionModule(ActionBase):
             except AnsibleError as exc:
                 result.update(failed=True, msg=lines + [to_native(exc)])
                 return result
-        if tripped:
-            # A failed task sets no facts: the verdict stays in the result (and the result file).
+        if gathered.get("unreachable"):
+            # Ansible's own terms: the recap counts the host unreachable and ansible-playbook exits 4.
+            # An unreachable task sets no facts; the verdict is in the (registered) result and the result file.
+            result["unreachable"] = True
+            return result
+        if gathered.get("failed") or tripped:
+            # A failed task sets no facts: the verdict stays in the (registered) result and the result file.
             result["failed"] = True
             return result
         facts["oomguard_exposure"] = exposure

@@ -34,7 +34,9 @@ options:
     elements: str
   dest:
     description:
-      - Directory for the report files; created when missing.
+      - Directory for the report files on the controller; created when missing.
+      - An absolute path. An empty or relative one is refused with what to set, since it would follow the current
+        directory of whoever starts the play.
     type: path
     required: true
   formats:

@@ -19,7 +19,11 @@ description:
     screen, as the C(setup) module does; they are in the facts and in the registered result's C(ansible_facts).
     With the C(json) or C(jsonl) stdout callback nothing extra is printed; the verdict is in RV(msg).
   - A host that cannot be reached, or whose facts could not be gathered, is not dropped - it is judged
-    C(unknown) with the reason, and the task does not fail unless O(fail_on) is set.
+    C(unknown) with the reason, and counts in Ansible's own terms - the task is C(UNREACHABLE) for a host that
+    could not be reached (the recap counts it C(unreachable), C(ansible-playbook) exits 4) and failed for a host
+    whose facts module failed (exit 2). Such a task sets no facts; its verdict is in the registered result's
+    RV(oomguard_exposure) (the role M(oomguard.fleet.assess) registers it as C(oomguard_assess_result), which
+    the report reads) and in its result file.
   - Bad options or custom rules fail the task before anything runs on the host, with a message naming the option
     or rule.
   - With O(results_dir), writes the host's result file C(<host>.json) on the controller (format in the
@@ -140,7 +144,7 @@ msg:
 oomguard_exposure:
   description:
     - The verdict, C(oomguard_exposure) of the collection's data contract (see the P(oomguard.fleet.exposure#filter)
-      filter's return value). Also set as a fact unless the gate failed the host.
+      filter's return value). Also set as a fact unless the gate failed the host or the facts could not be gathered.
   returned: when the host was judged
   type: dict
   sample: {schema: 1, host: web01, level: ok, reason: null, findings: [], flagged: [], skipped: [],
@@ -161,8 +165,8 @@ result_file:
   type: str
   sample: /srv/oomguard/results/web01.json
 ansible_facts:
-  description: The gathered facts and the verdict. Not returned when the gate fails the host.
-  returned: when the host was judged and the gate did not fail it
+  description: The gathered facts and the verdict. Not returned when the gate fails the host or the gathering failed.
+  returned: when the host was read and the gate did not fail it
   type: complex
   contains:
     oom:

@@ -285,6 +285,9 @@ def records_from_facts(hosts, facts, lost, written_at, run_id=None):
         host_facts = facts.get(host) or {}
         exposure = host_facts.get("oomguard_exposure")
         failed = REASON_FAILED if host in lost else None
+        if failed and isinstance(exposure, dict) and exposure.get("level") == UNKNOWN and exposure.get("reason"):
+            # The assess task lost it and said why (unreachable, facts not read): keep the why.
+            failed = "%s (%s)" % (REASON_FAILED, exposure["reason"])
         if exposure is None and not failed:
             continue
         host_run_id = run_id

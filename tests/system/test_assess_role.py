@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -271,8 +272,16 @@ def test_unreachable_and_failed_hosts_are_unknown_and_fail_gates(tmp_path):
         with open(str(results / ("%s.json" % name))) as handle:
             run_ids.add(json.load(handle)["run_id"])
     assert len(run_ids) == 1 and run_ids.pop().startswith("oomguard-")
-    assert "lost01: unknown (host unreachable" in result.stdout
-    assert "lost01 is unknown, at or above oomguard_assess_fail_on=critical" in result.stdout
+    # In Ansible's own terms: the lost host is unreachable, the unreadable one failed (exit 4 outranks 2).
+    assert result.returncode == 4, result.stdout[-3000:]
+    assert "fatal: [lost01]: UNREACHABLE!" in result.stdout and "lost01: unknown (host unreachable" in result.stdout
+    assert "fatal: [broken01]: FAILED!" in result.stdout and "broken01: unknown (fact gathering failed" in result.stdout
+    assert re.search(r"lost01 +: ok=\d+ +changed=\d+ +unreachable=1 +failed=0 ", result.stdout), result.stdout[-1500:]
+    assert re.search(r"broken01 +: ok=\d+ +changed=\d+ +unreachable=0 +failed=1 ", result.stdout), result.stdout[-1500:]
+    assert re.search(r"good01 +: ok=\d+ +changed=\d+ +unreachable=0 +failed=0 ", result.stdout), result.stdout[-1500:]
+    # Such a task sets no fact; the report reads the registered result (test_audit_exit_codes_and_report_of_lost_hosts).
+    kept = run.all_exposures()
+    assert kept["lost01"] is None and kept["broken01"] is None and kept["good01"]["level"] == "ok"
 
 
 def test_bad_custom_rule_stops_with_the_rule_name(tmp_path):
@@ -294,3 +303,56 @@ def test_custom_rule_and_thresholds_from_role_variables(tmp_path):
     assert ("SITE1", "low") in finding_ids(exposure)
     assert [f["message"] for f in exposure["findings"] if f["id"] == "SITE1"] == ["sshd pids 1799 on web01"]
     assert [f["name"] for f in exposure["flagged"]] == ["sshd"]
+
+
+def audit(tmp_path, inventory, variables, cwd=None, env=None):
+    return subprocess.run([PLAYBOOK_BIN, "-i", str(inventory), os.path.join(TOP, "playbooks", "audit.yml"),
+                           "-e", json.dumps(variables)], env=env or ansible_env(), capture_output=True, text=True,
+                          timeout=300, check=False, cwd=cwd)
+
+
+def lost_host(name="lost01"):
+    return ("    %s:\n      ansible_host: 127.0.0.1\n      ansible_port: %d\n      ansible_user: nobody\n"
+            "      ansible_connection: ssh\n      ansible_ssh_timeout: 5\n" % (name, _closed_port()))
+
+
+def recap(stdout, host):
+    found = re.search(r"^%s +: ok=(\d+) +changed=\d+ +unreachable=(\d+) +failed=(\d+) " % re.escape(host), stdout, re.M)
+    assert found, stdout[-2000:]
+    return dict(zip(("ok", "unreachable", "failed"), (int(v) for v in found.groups())))
+
+
+@pytest.mark.parametrize("hosts, fail_on, code", [
+    (("good",), "none", 0),                       # every host judged, no gate
+    (("good", "broken"), "none", 2),              # facts not read: failed
+    (("good", "lost"), "none", 4),                # unreachable
+    (("good", "lost", "broken"), "none", 4),      # 4 outranks 2
+    (("good", "lost"), "high", 4),                # the report gate fails localhost too; still 4
+    (("lost",), "none", 4),                       # every audited host lost: the report is still written
+    (("good", "broken"), "low", 2),               # the report gate on an unknown host
+])
+def test_audit_exit_codes_and_report_of_lost_hosts(tmp_path, hosts, fail_on, code):
+    run = Run(tmp_path)
+    lines = {"good": run.local_host("good01", vendor_tree(tmp_path / "p")), "lost": lost_host(),
+             "broken": run.local_host("broken01", tmp_path / "no-such-proc")}
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text("all:\n  hosts:\n" + "".join(lines[h] for h in hosts))
+    report_dir = tmp_path / "report"
+    variables = base_vars(tmp_path, "unused", oomguard_report_dir=str(report_dir), oomguard_report_fail_on=fail_on)
+    del variables["oomguard_assess_proc_path"]
+    proc = audit(tmp_path, inventory, variables)
+    assert proc.returncode == code, proc.stdout[-3000:] + proc.stderr[-2000:]
+    report = json.loads((report_dir / "oomguard-report.json").read_text())
+    levels = dict((h["host"], (h["level"], h["reason"])) for h in report["hosts"])
+    if "good" in hosts:
+        assert levels["good01"] == ("ok", None) and recap(proc.stdout, "good01")["failed"] == 0
+    if "lost" in hosts:
+        assert levels["lost01"][0] == "unknown" and levels["lost01"][1].startswith("host unreachable: "), levels
+        assert recap(proc.stdout, "lost01")["unreachable"] == 1 and recap(proc.stdout, "lost01")["failed"] == 0
+    if "broken" in hosts:
+        assert levels["broken01"][0] == "unknown" and levels["broken01"][1].startswith("fact gathering failed: "), levels
+        assert "no-such-proc" in levels["broken01"][1]
+        assert recap(proc.stdout, "broken01")["failed"] == 1
+    gate_tripped = fail_on != "none"
+    assert recap(proc.stdout, "localhost") == {"ok": recap(proc.stdout, "localhost")["ok"], "unreachable": 0,
+                                               "failed": int(gate_tripped)}

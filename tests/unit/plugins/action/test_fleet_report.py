@@ -56,3 +56,18 @@ def test_host_value_falls_back_to_facts():
     assert action._host_value({"ansible_facts": {"oomguard_exposure": exposure}}, "oomguard_exposure") is exposure
     assert action._host_value({"ansible_facts": {}}, "oomguard_exposure") is None
     assert action._host_value({}, "oomguard_changes") is None
+
+
+def test_host_value_reads_the_verdict_of_a_host_the_assess_task_lost():
+    old = {"level": "ok"}
+    lost = {"level": "unknown", "reason": "host unreachable: timed out"}
+    registered = {"unreachable": True, "oomguard_exposure": lost}
+    # An unreachable or failed task sets no facts: the registered result holds the newest verdict.
+    assert action._host_value({"oomguard_exposure": old, "oomguard_assess_result": registered}, "oomguard_exposure") is lost
+    failed = {"failed": True, "oomguard_exposure": lost}
+    assert action._host_value({"oomguard_assess_result": failed}, "oomguard_exposure") is lost
+    # A task that read the host also set the fact, which wins; other keys never come from the result.
+    ok = {"changed": False, "oomguard_exposure": lost}
+    assert action._host_value({"oomguard_exposure": old, "oomguard_assess_result": ok}, "oomguard_exposure") is old
+    assert action._host_value({"oomguard_assess_result": {"failed": True, "oomguard_changes": {}}}, "oomguard_changes") is None
+    assert action._host_value({"oomguard_assess_result": {"failed": True}}, "oomguard_exposure") is None

@@ -141,12 +141,15 @@ def test_module_failure_is_unknown_with_the_reason_and_partial_facts(harness):
     harness.outcome = {"failed": True, "msg": "Failed to gather oom facts: /nope/meminfo: No such file",
                        "ansible_facts": {"slabinfo": {"schema": 1}, "stray": 1}}
     result = harness.run()
-    exposure = result["ansible_facts"]["oomguard_exposure"]
+    exposure = result["oomguard_exposure"]
     assert exposure["level"] == "unknown"
     assert exposure["reason"] == "fact gathering failed: Failed to gather oom facts: /nope/meminfo: No such file"
     assert result["gather_error"] == "Failed to gather oom facts: /nope/meminfo: No such file"
-    assert result["ansible_facts"]["slabinfo"] == {"schema": 1} and "stray" not in result["ansible_facts"]
-    assert not result.get("failed")
+    # Failed in Ansible's terms (recap failed=1, exit 2); a failed task sets no facts, so none are returned.
+    assert result["failed"] is True and not result.get("unreachable")
+    assert "ansible_facts" not in result
+    assert result["msg"][0].startswith("web01: unknown (fact gathering failed")
+    assert harness.shown == []                 # the failure output shows msg itself
 
 
 def test_module_failure_with_only_an_exception_names_it():
@@ -161,23 +164,28 @@ def test_module_failure_with_only_an_exception_names_it():
 def test_unreachable_host_is_unknown_and_not_a_crash(harness):
     harness.outcome = AnsibleConnectionFailure("Failed to connect to the host via ssh: Connection refused")
     result = harness.run()
-    exposure = result["ansible_facts"]["oomguard_exposure"]
+    exposure = result["oomguard_exposure"]
     assert exposure["level"] == "unknown"
     assert exposure["reason"].startswith("host unreachable: Failed to connect to the host via ssh")
-    assert harness.shown[0].startswith("web01: unknown (host unreachable")
-    assert not result.get("failed") and not result.get("unreachable")
+    # Unreachable in Ansible's terms (recap unreachable=1, exit 4), with the verdict in the result.
+    assert result["unreachable"] is True and not result.get("failed")
+    assert "ansible_facts" not in result
+    assert result["msg"][0].startswith("web01: unknown (host unreachable")
+    assert result["gather_error"] == "Failed to connect to the host via ssh: Connection refused"
 
 
 def test_unreachable_result_dict_is_unknown_too(harness):
     harness.outcome = {"unreachable": True, "msg": "timed out"}
-    exposure = harness.run()["ansible_facts"]["oomguard_exposure"]
-    assert exposure["reason"] == "host unreachable: timed out"
+    result = harness.run()
+    assert result["oomguard_exposure"]["reason"] == "host unreachable: timed out"
+    assert result["unreachable"] is True
 
 
 def test_other_errors_of_the_round_trip_are_a_failed_gather(harness):
     harness.outcome = AnsibleError("interpreter discovery failed")
-    exposure = harness.run()["ansible_facts"]["oomguard_exposure"]
-    assert exposure["reason"] == "fact gathering failed: interpreter discovery failed"
+    result = harness.run()
+    assert result["oomguard_exposure"]["reason"] == "fact gathering failed: interpreter discovery failed"
+    assert result["failed"] is True and not result.get("unreachable")
 
 
 @pytest.mark.parametrize("fail_on, tripped", [("critical", True), ("high", True), ("never", False), ("none", False)])
@@ -200,8 +208,12 @@ def test_gate_below_the_level_passes_and_unknown_fails_every_gate(harness):
     assert not harness.run(fail_on="low").get("failed")
     harness.outcome = AnsibleConnectionFailure("refused")
     result = harness.run(fail_on="critical")
-    assert result["failed"] is True
+    assert result["unreachable"] is True and result["gate_tripped"] is True   # unreachable is the stronger word
     assert result["msg"][-1] == "web01 is unknown, at or above fail_on=critical (host unreachable: refused)"
+    harness.outcome = AnsibleError("no python")
+    result = harness.run(fail_on="critical")
+    assert result["failed"] is True and not result.get("unreachable")
+    assert result["msg"][-1] == "web01 is unknown, at or above fail_on=critical (fact gathering failed: no python)"
 
 
 def test_result_file_written_for_failed_and_unknown_hosts_and_in_check_mode(harness):

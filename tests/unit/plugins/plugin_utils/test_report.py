@@ -208,6 +208,14 @@ def test_records_from_facts():
     assert records[1]["failed"] == rp.REASON_FAILED and records[1]["written_at"] == T1
 
 
+def test_a_lost_host_keeps_the_reason_its_assess_task_gave():
+    facts = {"d": {"oomguard_exposure": dict(exposure("unknown", host="d"), reason="host unreachable: timed out")},
+             "e": {"oomguard_exposure": exposure("ok", host="e")}}
+    records = rp.records_from_facts(["d", "e"], facts, {"d", "e"}, T1)
+    assert records[0]["failed"] == rp.REASON_FAILED + " (host unreachable: timed out)"
+    assert records[1]["failed"] == rp.REASON_FAILED   # lost after it was read: the verdict no longer counts
+
+
 def test_result_file_round_trip():
     record = rp.make_record("h1", exposure("high"), written_at=T0, run_id="r1")
     payload = rp.result_file_payload(json.loads(json.dumps(record)))

@@ -384,3 +384,15 @@ def test_whatever_a_results_directory_holds_the_report_is_built(tmp_path_factory
     report = rp.build_report(records, problems=problems)
     for fmt in FORMATS:
         render(report, fmt).encode("utf-8")
+
+
+@pytest.mark.parametrize("dest, says", [
+    ("", "No report directory: dest (role: oomguard_report_dir) is empty. Set oomguard_report_dir to an absolute"),
+    ("oomguard-report", "'oomguard-report' (dest, role: oomguard_report_dir) is relative, so it would depend on the current"),
+    ("./r", "set oomguard_report_dir to an absolute path, e.g. \"{{ playbook_dir }}/./r\""),
+])
+def test_a_report_directory_that_would_follow_the_shell_is_refused(tmp_path, monkeypatch, dest, says):
+    monkeypatch.chdir(str(tmp_path))
+    result = run_fleet_report(tmp_path, False, dest=dest, formats=["json"])
+    assert result["failed"] is True and says in result["msg"]
+    assert os.listdir(str(tmp_path)) == []   # nothing written where the shell happened to be
