@@ -59,6 +59,7 @@ PACKAGES = ('systemd-sysv', 'openssh-server', 'python3', 'linux-image-cloud-amd6
             'udev', 'kmod', 'iproute2', 'procps', 'sudo')
 IMAGE_SIZE = '2G'
 MEMORY_MIB = 512
+CPUS = 2
 BALLAST_MIB = 200
 # ramoops: 1 MiB at 256 MiB, far below where qemu puts the initrd (top of RAM) on every boot.
 RAMOOPS_ADDRESS = 0x10000000
@@ -388,8 +389,9 @@ class Guest:
     made even from another process.
     """
 
-    def __init__(self, state=None, image=None, memory_mib=MEMORY_MIB, accel=None):
+    def __init__(self, state=None, image=None, memory_mib=MEMORY_MIB, accel=None, cpus=None):
         self.image = image
+        self.cpus = cpus or int(os.environ.get('OOMGUARD_LAB_CPUS') or CPUS)
         self.state = os.path.abspath(state) if state else None
         self.memory_mib = memory_mib
         self.accel_wanted = accel or os.environ.get('OOMGUARD_LAB_ACCEL') or 'auto'
@@ -504,7 +506,7 @@ class Guest:
         if os.path.exists(self.console_path):
             os.unlink(self.console_path)
         argv = ['qemu-system-x86_64', '-name', 'oomguard-lab', '-machine', 'pc'] + cpu + [
-            '-m', str(self.memory_mib), '-smp', '1',
+            '-m', str(self.memory_mib), '-smp', str(self.cpus),
             '-display', 'none', '-monitor', 'none', '-serial', 'file:' + self.console_path,
             '-kernel', self.image.kernel, '-initrd', self.image.initrd, '-append', kernel_cmdline(),
             '-drive', 'file=%s,if=virtio,format=qcow2,cache=unsafe' % os.path.join(self.state, 'overlay.qcow2'),
@@ -549,10 +551,11 @@ class Guest:
 
     def down(self):
         """Kill this guest's qemu (only it) and remove its files. Idempotent."""
+        self.close_ssh()
         self._stop_qemu()
         if self.state and os.path.isdir(self.state):
             for name in ('overlay.qcow2', 'console.log', 'qemu.log', 'inventory.ini', 'state.json',
-                         'state.json.tmp', 'known_hosts'):
+                         'state.json.tmp', 'cm'):
                 path = os.path.join(self.state, name)
                 if os.path.exists(path):
                     os.unlink(path)
@@ -573,8 +576,15 @@ class Guest:
             guest.down()
 
     # access ------------------------------------------------------------------------
+    @property
+    def control_path(self):
+        return os.path.join(self.state, 'cm')
+
     def ssh_argv(self):
+        # One multiplexed connection for the harness's many short commands (a new SSH
+        # handshake costs the TCG guest a second or more); down() closes it.
         return ['ssh', '-q', '-i', self.image.key, '-p', str(self.port), '-o', 'BatchMode=yes',
+                '-o', 'ControlMaster=auto', '-o', 'ControlPath=' + self.control_path, '-o', 'ControlPersist=120',
                 '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'ConnectTimeout=10',
                 '-o', 'ServerAliveInterval=5', '-o', 'ServerAliveCountMax=3', 'root@127.0.0.1']
 
@@ -585,6 +595,12 @@ class Guest:
             raise VMError('guest command %r exited %d: %s' % (command, proc.returncode, (proc.stderr or proc.stdout)[-2000:]))
         return proc.stdout
 
+    def close_ssh(self):
+        """Stop the multiplexing SSH master, if one runs (after a reboot it talks to a dead connection)."""
+        if self.state and os.path.exists(self.control_path):
+            subprocess.run(['ssh', '-q', '-o', 'ControlPath=' + self.control_path, '-O', 'exit', 'root@127.0.0.1'],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=20, check=False)
+
     def ssh_ok(self):
         try:
             return subprocess.run(self.ssh_argv() + ['true'], stdin=subprocess.DEVNULL, capture_output=True,
@@ -594,6 +610,7 @@ class Guest:
 
     def wait_for_ssh(self, timeout=SSH_TIMEOUT):
         deadline = time.monotonic() + timeout
+        self.close_ssh()
         while time.monotonic() < deadline:
             if not self.qemu_running():
                 raise VMError('qemu exited before SSH came up; console tail:\n' + self.console()[-3000:])

@@ -189,7 +189,25 @@ def test_a_audit_rates_the_seed_host_critical(lab):
     assert level == 'critical', out[-3000:]
     assert {'OOM001', 'OOM002'} <= ids, ids
     assert 'ballast' in json.dumps(findings(result, 'OOM002'))
+    # ramoops registered as pstore's backend and kernel.panic 5: a panic leaves a record and reboots.
+    assert lab.ssh('cat /sys/module/pstore/parameters/backend').strip() == 'ramoops'
+    assert not ids & {'PANIC001', 'PANIC002'}, out[-3000:]
     lab.passed.add('a')
+
+
+def test_a2_no_panic_record_and_no_reboot_are_flagged(lab):
+    lab.require('a')
+    lab.ssh('rmmod ramoops && sysctl -qw kernel.panic=0')
+    try:
+        result, out = lab.audit()
+        level, ids = exposure(result)
+        assert {'PANIC001', 'PANIC002'} <= ids, out[-3000:]
+        assert 'no pstore backend' in findings(result, 'PANIC001')[0]['message']
+        assert 'kernel.panic is 0' in findings(result, 'PANIC002')[0]['message']
+    finally:
+        lab.ssh('modprobe ramoops && sysctl -qw kernel.panic=%d' % vm.PANIC_REBOOT_SECONDS)
+    assert lab.ssh('cat /sys/module/pstore/parameters/backend').strip() == 'ramoops'
+    lab.passed.add('a2')
 
 
 def test_b_spike_panics_then_pstore_has_it(lab):
