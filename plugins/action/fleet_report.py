@@ -106,6 +106,26 @@ def _host_value(host_vars, key):
     return value
 
 
+STATS_MAX_HOSTS = 50
+
+
+def stats_summary(report, fail_on, tripped, paths):
+    """The small summary the role hands to ``set_stats``, for AWX workflows and wrappers to branch on."""
+    by_level = dict(report["totals"]["by_level"])
+    present = [level for level in ("critical", "high", "medium", "low", "ok") if by_level.get(level)]
+    return {
+        "generated_at": report["generated_at"],
+        "run_id": report["run_id"],
+        "hosts": report["totals"]["hosts"],
+        "by_level": by_level,
+        "worst_level": present[0] if present else None,
+        "unknown_hosts": [e["host"] for e in report["hosts"] if e["level"] == "unknown"][:STATS_MAX_HOSTS],
+        "gate": {"fail_on": fail_on, "tripped": bool(tripped), "hosts": [host for host, _level in tripped][:STATS_MAX_HOSTS]},
+        "problems": len(report["problems"]),
+        "files": dict(paths),
+    }
+
+
 def dest_problem(dest):
     """Why ``dest`` cannot hold the report, or None: it must be an absolute path, so the report
     never lands wherever the shell that started the play happened to be."""
@@ -189,6 +209,7 @@ class ActionModule(ActionBase):
             return result
 
         tripped = gate(report, args["fail_on"], args["unknown_fails"])
+        result["stats"] = stats_summary(report, args["fail_on"], tripped, paths)
         result.update(
             changed=bool(changed_files or result_files),
             report_files=paths,

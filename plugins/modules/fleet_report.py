@@ -223,4 +223,17 @@ gate:
   returned: success
   type: dict
   sample: {"fail_on": "high", "hosts": [{"host": "db01", "level": "critical"}]}
+stats:
+  description:
+    - A small summary for C(ansible.builtin.set_stats), so that AWX (a workflow's next node) or a wrapper can branch
+      on the result - the role M(oomguard.fleet.report) hands it over as C(oomguard_report_summary).
+    - C(worst_level) is the worst measured level (C(null) when no host was measured); C(unknown_hosts) and
+      C(gate.hosts) list at most 50 names; C(files) maps each format to its file.
+  returned: when the report was built
+  type: dict
+  sample: {"generated_at": "2026-11-29T03:00:00Z", "run_id": "oomguard-20261129T030000Z-4242", "hosts": 5,
+           "by_level": {"ok": 1, "low": 0, "medium": 1, "high": 1, "critical": 1, "unknown": 1},
+           "worst_level": "critical", "unknown_hosts": ["lb01"],
+           "gate": {"fail_on": "high", "tripped": true, "hosts": ["db01", "web01", "lb01"]}, "problems": 0,
+           "files": {"json": "/srv/oomguard/report/oomguard-report.json"}}
 """

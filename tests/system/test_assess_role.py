@@ -356,3 +356,46 @@ def test_audit_exit_codes_and_report_of_lost_hosts(tmp_path, hosts, fail_on, cod
     gate_tripped = fail_on != "none"
     assert recap(proc.stdout, "localhost") == {"ok": recap(proc.stdout, "localhost")["ok"], "unreachable": 0,
                                                "failed": int(gate_tripped)}
+
+
+@pytest.mark.parametrize("pwd", [None, "/nonexistent/stale-pwd"])
+def test_audit_report_goes_beside_the_inventory_whatever_the_shell(tmp_path, pwd):
+    run = Run(tmp_path)
+    site = tmp_path / "site"
+    site.mkdir()
+    inventory = site / "inventory.yml"
+    inventory.write_text("all:\n  hosts:\n" + run.local_host("good01", vendor_tree(tmp_path / "p")))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = ansible_env()
+    env.pop("PWD", None)
+    if pwd:
+        env["PWD"] = pwd
+    variables = base_vars(tmp_path, "unused")
+    del variables["oomguard_assess_proc_path"]
+    proc = audit(tmp_path, inventory, variables, cwd=str(elsewhere), env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    report = json.loads((site / "oomguard-report" / "oomguard-report.json").read_text())
+    assert [h["host"] for h in report["hosts"]] == ["good01"]
+    assert os.listdir(str(elsewhere)) == []
+    assert not os.path.exists("/oomguard-report") and not os.path.exists("/nonexistent")
+    # An inventory directory: the report goes beside it, not into it (where the next run would read it as inventory).
+    inv_dir = tmp_path / "inv.d"
+    inv_dir.mkdir()
+    inventory.rename(inv_dir / "hosts.yml")
+    proc = audit(tmp_path, inv_dir, variables, cwd=str(elsewhere), env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert (tmp_path / "oomguard-report" / "oomguard-report.json").exists()
+    assert os.listdir(str(inv_dir)) == ["hosts.yml"]
+
+
+def test_audit_without_an_inventory_file_asks_for_the_report_directory(tmp_path):
+    env = ansible_env()
+    env.pop("PWD", None)
+    proc = subprocess.run([PLAYBOOK_BIN, "-i", "localhost,", os.path.join(TOP, "playbooks", "audit.yml"), "-c", "local",
+                           "-e", json.dumps(base_vars(tmp_path, vendor_tree(tmp_path / "p"),
+                                                      ansible_python_interpreter=sys.executable))],
+                          env=env, capture_output=True, text=True, timeout=300, check=False, cwd=str(tmp_path))
+    assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "No report directory: dest (role: oomguard_report_dir) is empty. Set oomguard_report_dir" in proc.stdout
+    assert not os.path.exists(str(tmp_path / "oomguard-report")) and not os.path.exists("/oomguard-report")

@@ -174,6 +174,30 @@ def test_role_fail_on_fails_the_play_after_writing(workdir):
     assert json.loads(load(workdir, "oomguard-report.json"))["totals"]["hosts"] == 4
 
 
+def custom_stats(stdout):
+    """The RUN line of the default callback's CUSTOM STATS (ANSIBLE_SHOW_CUSTOM_STATS=true)."""
+    lines = [line.strip() for line in stdout.splitlines() if line.strip().startswith("RUN: ")]
+    assert len(lines) == 1, stdout[-2000:]
+    return json.loads(lines[0][len("RUN: "):])
+
+
+def test_role_hands_the_summary_to_set_stats_also_when_the_gate_fails(workdir, monkeypatch):
+    monkeypatch.setenv("ANSIBLE_SHOW_CUSTOM_STATS", "true")
+    proc = run_playbook(workdir, "same_play.yml", "-e", "oomguard_report_fail_on=high")
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    summary = custom_stats(proc.stdout)["oomguard_report_summary"]
+    assert summary["hosts"] == 5 and summary["worst_level"] == "critical"
+    assert summary["by_level"] == {"ok": 1, "low": 0, "medium": 1, "high": 1, "critical": 1, "unknown": 1}
+    assert summary["unknown_hosts"] == ["lb01"] and summary["problems"] == 0
+    assert summary["gate"] == {"fail_on": "high", "tripped": True, "hosts": ["db01", "web01", "lb01"]}
+    assert summary["files"]["json"] == str(workdir / "report" / "oomguard-report.json")
+    assert summary["generated_at"] == json.loads(load(workdir, "oomguard-report.json"))["generated_at"]
+    proc = run_playbook(workdir, "same_play.yml", "--limit", "web02")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = custom_stats(proc.stdout)["oomguard_report_summary"]
+    assert summary["worst_level"] == "ok" and summary["gate"] == {"fail_on": "none", "tripped": False, "hosts": []}
+
+
 def test_role_fail_on_counts_unknown_hosts(workdir):
     proc = run_playbook(workdir, "same_play.yml", "-e", "oomguard_report_fail_on=critical", "--limit", "web02,lb01")
     assert proc.returncode == 4, proc.stdout + proc.stderr    # 4 (unreachable) outranks 2 (failed)

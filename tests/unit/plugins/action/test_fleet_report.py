@@ -71,3 +71,18 @@ def test_host_value_reads_the_verdict_of_a_host_the_assess_task_lost():
     assert action._host_value({"oomguard_exposure": old, "oomguard_assess_result": ok}, "oomguard_exposure") is old
     assert action._host_value({"oomguard_assess_result": {"failed": True, "oomguard_changes": {}}}, "oomguard_changes") is None
     assert action._host_value({"oomguard_assess_result": {"failed": True}}, "oomguard_exposure") is None
+
+
+def test_stats_summary_for_set_stats():
+    from ansible_collections.oomguard.fleet.plugins.plugin_utils import report as rp
+    records = [rp.make_record("h%02d" % i, {"level": "unknown", "reason": "r"}, written_at="2026-11-29T03:00:00Z") for i in range(60)]
+    records.append(rp.make_record("db", {"level": "high", "findings": []}, written_at="2026-11-29T03:00:00Z"))
+    report = rp.build_report(records, run_id="run-1")
+    tripped = rp.gate(report, "high")
+    stats = action.stats_summary(report, "high", tripped, {"json": "/r/oomguard-report.json"})
+    assert stats["hosts"] == 61 and stats["worst_level"] == "high" and stats["run_id"] == "run-1"
+    assert len(stats["unknown_hosts"]) == 50 and len(stats["gate"]["hosts"]) == 50 and stats["gate"]["hosts"][0] == "db"
+    assert stats["gate"]["tripped"] is True and stats["files"] == {"json": "/r/oomguard-report.json"}
+    json.dumps(stats)
+    empty = action.stats_summary(rp.build_report([], expected_hosts=["x"]), "none", [], {})
+    assert empty["worst_level"] is None and empty["unknown_hosts"] == ["x"] and empty["gate"]["tripped"] is False
