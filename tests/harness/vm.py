@@ -452,13 +452,13 @@ class Guest:
             self._save()
             _run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', self.image.disk,
                   os.path.join(self.state, 'overlay.qcow2')])
-            self._write_inventory()
             for accel in self._accels():
                 self._start_qemu(accel)
                 if accel == 'kvm' and not self._kvm_works():
                     self._stop_qemu()
                     continue
                 break
+            self._write_inventory()
             self.wait_for_ssh(timeout)
         except BaseException:
             self.down()
@@ -663,7 +663,10 @@ class Guest:
 
 
 def leftovers(state=None):
-    """What a lab run may have left: qemu processes of the lab, temp dirs, build dirs."""
+    """What lab runs left behind: qemu processes of the lab and their directories, half-built
+    images. With ``state``, only what belongs to that state directory; without, what belongs to
+    the temporary directories ``Guest`` makes (``oomguard-vm-*``)."""
+    prefix = os.path.abspath(state) + os.sep if state else os.path.join(tempfile.gettempdir(), 'oomguard-vm-')
     found = []
     for pid in os.listdir('/proc'):
         if not pid.isdigit():
@@ -673,15 +676,18 @@ def leftovers(state=None):
                 argv = handle.read().split(b'\0')
         except OSError:
             continue
-        if argv and os.path.basename(argv[0]) == b'qemu-system-x86_64' and b'oomguard-lab' in argv:
-            found.append('qemu pid %s' % pid)
-    tmp = tempfile.gettempdir()
-    found.extend(os.path.join(tmp, n) for n in os.listdir(tmp) if n.startswith('oomguard-vm-'))
+        # An SSH master shows as "ssh: <control path> [mux]".
+        name = os.path.basename(argv[0].split(b' ')[0]).rstrip(b':')
+        if name in (b'qemu-system-x86_64', b'ssh') and any(prefix.encode() in arg for arg in argv):
+            found.append('%s pid %s' % (name.decode(), pid))
+    if state:
+        found.extend(os.path.join(state, n) for n in ('state.json', 'overlay.qcow2') if os.path.exists(os.path.join(state, n)))
+    else:
+        tmp = tempfile.gettempdir()
+        found.extend(os.path.join(tmp, n) for n in os.listdir(tmp) if n.startswith('oomguard-vm-'))
     root = cache_root()
     if os.path.isdir(root):
         found.extend(os.path.join(root, n) for n in os.listdir(root) if n.startswith('.build-'))
-    if state and os.path.exists(os.path.join(state, 'state.json')):
-        found.append(os.path.join(state, 'state.json'))
     return found
 
 
@@ -698,7 +704,8 @@ def main(argv=None):
     ssh = sub.add_parser('ssh', help='run a command in the guest')
     ssh.add_argument('--state', required=True)
     ssh.add_argument('cmd', nargs=argparse.REMAINDER)
-    sub.add_parser('leftovers', help='list what lab runs left behind (exit 1 if any)')
+    left = sub.add_parser('leftovers', help='list what lab runs left behind (exit 1 if any)')
+    left.add_argument('--state', help='only what belongs to this state directory')
     args = parser.parse_args(argv)
     try:
         if args.command == 'build':
@@ -722,7 +729,7 @@ def main(argv=None):
             cmd = args.cmd[1:] if args.cmd[:1] == ['--'] else args.cmd
             return subprocess.run(guest.ssh_argv() + [' '.join(cmd)]).returncode
         elif args.command == 'leftovers':
-            found = leftovers()
+            found = leftovers(args.state)
             print('\n'.join(found))
             return 1 if found else 0
     except VMError as exc:
