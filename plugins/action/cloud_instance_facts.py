@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import CloudError
 from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.metadata import (
     check_instance_facts_params,
     from_inventory,
@@ -30,7 +31,10 @@ class ActionModule(ActionBase):
         problem = check_instance_facts_params(params)
         if problem:
             return {'failed': True, 'msg': problem}
-        identity = from_inventory(params['provider'], params['instance_id'], params['region'], params['zone'])
+        try:
+            identity = from_inventory(params['provider'], params['instance_id'], params['region'], params['zone'])
+        except CloudError as exc:
+            return {'failed': True, 'msg': str(exc)}
         if identity is None:
             return self._execute_module(module_name=MODULE, module_args=dict(self._task.args), task_vars=task_vars)
         identity['source'] = 'inventory'

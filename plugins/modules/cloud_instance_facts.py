@@ -3,7 +3,8 @@
 # Copyright: oomguard.fleet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-from __future__ import annotations
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
 
 DOCUMENTATION = r'''
 ---
@@ -38,11 +39,17 @@ options:
     type: str
   region:
     description:
-      - The region from inventory. With O(instance_id) it skips the metadata call.
+      - The region id from inventory, for example V(cn-hangzhou) or V(us-east-1). With O(instance_id) it skips the metadata call.
+      - Pass what the inventory source sets. C(amazon.aws.aws_ec2) sets C(placement.region).
+        C(alibaba.alicloud.alicloud_ecs) puts the zone id in C(region) and in C(availability_zone);
+        when O(zone) holds the same zone id, the region is that zone's region (V(cn-hangzhou-h) gives V(cn-hangzhou)).
+      - Any other zone id here (a region id followed by one letter, such as V(cn-hangzhou-h) or V(us-east-1a)) fails
+        the task with a message naming the value and the region id to set.
     type: str
   zone:
     description:
-      - The zone from inventory, reported as given when the metadata call is skipped.
+      - The zone id from inventory (C(availability_zone), or C(placement.availability_zone) from C(amazon.aws.aws_ec2)),
+        reported as given when the metadata call is skipped.
     type: str
   metadata_url:
     description:
@@ -82,6 +89,20 @@ EXAMPLES = r'''
   oomguard.fleet.cloud_instance_facts:
     instance_id: "{{ instance_id | default(omit) }}"
     region: "{{ region | default(omit) }}"
+
+- name: Identify a host of an amazon.aws.aws_ec2 inventory
+  oomguard.fleet.cloud_instance_facts:
+    provider: aws
+    instance_id: "{{ instance_id }}"
+    region: "{{ placement.region }}"
+    zone: "{{ placement.availability_zone }}"
+
+- name: Identify a host of an alibaba.alicloud.alicloud_ecs inventory (region and availability_zone hold the zone)
+  oomguard.fleet.cloud_instance_facts:
+    provider: alicloud
+    instance_id: "{{ instance_id }}"
+    region: "{{ region }}"
+    zone: "{{ availability_zone }}"
 
 - name: Ask the AWS metadata service through a local relay
   oomguard.fleet.cloud_instance_facts:
@@ -152,7 +173,10 @@ def main():
     problem = check_instance_facts_params(params)
     if problem:
         module.fail_json(msg=problem)
-    identity = from_inventory(params['provider'], params['instance_id'], params['region'], params['zone'])
+    try:
+        identity = from_inventory(params['provider'], params['instance_id'], params['region'], params['zone'])
+    except CloudError as exc:
+        module.fail_json(msg=str(exc))
     if identity:
         identity['source'] = 'inventory'
     else:

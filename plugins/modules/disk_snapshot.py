@@ -23,6 +23,10 @@ description:
   - Run it on the controller (C(delegate_to=localhost)); the role M(oomguard.fleet.snapshot) does that for a whole play.
 author:
   - oomguard.fleet maintainers (@oomguard)
+requirements:
+  - With O(provider=aws), C(boto3) >= 1.44.8 and C(botocore) >= 1.44.8 where the module runs (normally the controller).
+  - With O(provider=alicloud), the Alibaba Cloud SDK where the module runs, C(alibabacloud_ecs20140526) >= 7.11.8,
+    C(alibabacloud_tea_openapi) >= 0.4.6 and C(alibabacloud_credentials) >= 1.0.12.
 extends_documentation_fragment:
   - oomguard.fleet.cloud
   - ansible.builtin.action_common_attributes
@@ -40,6 +44,7 @@ options:
     description:
       - The region of the instance, for example V(cn-hangzhou) or V(us-east-1).
       - Required with O(instance_id); with O(instances) the default for entries that name no region.
+      - A zone id (V(cn-hangzhou-h), V(us-east-1a)) is refused with a message naming the region id to give instead.
     type: str
   instance_id:
     description:
@@ -62,7 +67,7 @@ options:
         type: str
         required: true
       region:
-        description: The region; defaults to O(region).
+        description: The region id (not a zone id); defaults to O(region).
         type: str
   concurrency:
     description:

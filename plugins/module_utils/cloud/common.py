@@ -5,9 +5,11 @@
 backends return, retries with backoff, and the pure planning functions
 (disk selection, name templates, retention). Private to the oomguard.fleet collection."""
 
-from __future__ import annotations
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
 
 import hashlib
+import os
 import random
 import re
 import time
@@ -23,6 +25,9 @@ STATUS_FAILED = 'failed'
 DISK_SELECTORS = ('all', 'system', 'data')
 
 _TEMPLATE_FIELD = re.compile(r'\{([a-z_]+)\}')
+# A zone id is its region id and one letter: cn-hangzhou-h (cn-hangzhou), ap-southeast-1a and us-east-1a
+# (ap-southeast-1, us-east-1). No region id of either cloud ends in a one-letter part or a digit and a letter.
+_ZONE_ID = re.compile(r'^([a-z][a-z0-9-]*?)(?:-[a-z]|(?<=[0-9])[a-z])$')
 
 
 class CloudError(Exception):
@@ -238,6 +243,33 @@ def progress_lines(snapshots):
     return ['%s (%s): %s %d%%' % (s['snapshot_id'], s['disk_id'], s['status'], s['progress']) for s in snapshots]
 
 
+def region_of_zone(value):
+    """The region id of a zone id (``cn-hangzhou-h`` -> ``cn-hangzhou``, ``us-east-1a`` -> ``us-east-1``), or None
+    when ``value`` is not a zone id (a region id, or anything else)."""
+    match = _ZONE_ID.match(value or '')
+    return match.group(1) if match else None
+
+
+def zone_as_region_problem(value, where):
+    """A message when ``value``, given where a region is needed (``where`` names the option or variable), is a zone id."""
+    region = region_of_zone(value)
+    if region is None:
+        return None
+    return ('%s is %r, which is a zone id, not a region id; set it to the region %r (the zone id without its last letter)'
+            % (where, value, region))
+
+
+def check_cloud_params(params):
+    """A message for an invalid combination of the cloud options, else None."""
+    if params.get('profile') and (params.get('access_key') or params.get('secret_key') or params.get('security_token')):
+        return ('profile and access_key/secret_key/security_token are mutually exclusive: name a profile, '
+                'or give the keys, not both')
+    bundle = params.get('ca_bundle')
+    if bundle and not os.path.isfile(bundle):
+        return 'ca_bundle %s is not a file; give the path of a PEM file with the CA certificates to trust' % bundle
+    return None
+
+
 def cloud_argument_spec():
     """The options of the doc fragment oomguard.fleet.cloud."""
     return dict(
@@ -245,6 +277,8 @@ def cloud_argument_spec():
         access_key=dict(type='str', aliases=['access_key_id'], no_log=False),
         secret_key=dict(type='str', aliases=['access_key_secret'], no_log=True),
         security_token=dict(type='str', aliases=['session_token'], no_log=True),
+        profile=dict(type='str', aliases=['aws_profile']),
+        ca_bundle=dict(type='path', aliases=['aws_ca_bundle']),
         retries=dict(type='int', default=6),
         retry_delay=dict(type='float', default=1.0),
     )

@@ -5,9 +5,15 @@
 (Alibaba Cloud's hardened mode, AWS IMDSv2). The HTTP call is injected, so the logic
 is testable without a network. Private to the oomguard.fleet collection."""
 
-from __future__ import annotations
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
 
-from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import CloudError, cloud_argument_spec
+from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import (
+    CloudError,
+    cloud_argument_spec,
+    region_of_zone,
+    zone_as_region_problem,
+)
 
 # Each flavour: default address, token request header, token header, and paths of the identity fields.
 FLAVOURS = {
@@ -62,11 +68,24 @@ def detect(provider, fetch, metadata_url=None, token_ttl=300, timeout=2.0):
 
 
 def from_inventory(provider, instance_id, region, zone=None):
-    """The identity given by inventory variables, or None when they are incomplete."""
-    if instance_id and region:
-        return {'provider': None if provider == 'auto' else provider, 'instance_id': instance_id,
-                'region': region, 'zone': zone or None}
-    return None
+    """The identity given by inventory variables, or None when they are incomplete.
+
+    A zone id where the region belongs raises CloudError naming the value and the region to
+    set, with one exception: when ``zone`` holds the same zone id, as alibaba.alicloud.alicloud_ecs
+    sets both ``region`` and ``availability_zone`` to the zone, the region is that zone's region.
+    """
+    if not (instance_id and region):
+        return None
+    if region_of_zone(region):
+        if region == zone:
+            region = region_of_zone(zone)
+        else:
+            raise CloudError('use', 'the region of instance %s' % instance_id,
+                             zone_as_region_problem(region, 'region') + '. In the snapshot role set the inventory variable '
+                             'region or oomguard_snapshot_region; with a zone in availability_zone as well, as '
+                             'alibaba.alicloud.alicloud_ecs sets it, the region is taken from the zone')
+    return {'provider': None if provider == 'auto' else provider, 'instance_id': instance_id,
+            'region': region, 'zone': zone or None}
 
 
 def instance_facts_argument_spec():

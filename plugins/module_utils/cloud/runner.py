@@ -20,6 +20,7 @@ from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import
     STATUS_ACCOMPLISHED,
     STATUS_FAILED,
     STATUS_PROGRESSING,
+    check_cloud_params,
     cloud_argument_spec,
     idempotency_token,
     plan_retention,
@@ -29,6 +30,7 @@ from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import
     snapshot_tags,
     summarize,
     validate_snapshot_name,
+    zone_as_region_problem,
 )
 
 
@@ -74,13 +76,22 @@ def check_params(params):
         return 'poll_interval must be more than 0, got %s' % params['poll_interval']
     if params['concurrency'] < 1:
         return 'concurrency must be 1 or more, got %d' % params['concurrency']
+    problem = check_cloud_params(params)
+    if problem:
+        return problem
     if bool(params['instance_id']) == (params['instances'] is not None):
         return 'give exactly one of instance_id and instances'
     if params['instance_id'] and not params['region']:
         return 'region is required with instance_id'
+    problem = zone_as_region_problem(params['region'], 'region')
+    if problem:
+        return problem
     for entry in params['instances'] or []:
         if not (entry['region'] or params['region']):
             return 'instance %s has no region: set region on the entry or the region option' % entry['instance_id']
+        problem = zone_as_region_problem(entry['region'], 'the region of instance %s' % entry['instance_id'])
+        if problem:
+            return problem
     return None
 
 

@@ -27,6 +27,12 @@ def params(**overrides):
     ({'instance_id': None, 'region': None, 'instances': [{'instance_id': 'i-2', 'region': None, 'host': None}]},
      'instance i-2 has no region: set region on the entry or the region option'),
     ({'instance_id': None, 'region': None, 'instances': [{'instance_id': 'i-2', 'region': 'x', 'host': None}]}, None),
+    ({'region': 'cn-hangzhou-h'},
+     "region is 'cn-hangzhou-h', which is a zone id, not a region id; set it to the region 'cn-hangzhou' "
+     "(the zone id without its last letter)"),
+    ({'instance_id': None, 'region': 'us-east-1', 'instances': [{'instance_id': 'i-2', 'region': 'us-east-1a', 'host': None}]},
+     "the region of instance i-2 is 'us-east-1a', which is a zone id, not a region id; set it to the region 'us-east-1' "
+     "(the zone id without its last letter)"),
 ])
 def test_check_params(overrides, message):
     assert disk_snapshot.check_params(params(**overrides)) == message

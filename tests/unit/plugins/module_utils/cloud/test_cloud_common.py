@@ -13,15 +13,18 @@ from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import
     OWNER_TAG_VALUE,
     backoff_delays,
     call_with_retries,
+    check_cloud_params,
     idempotency_token,
     parse_progress,
     plan_retention,
     progress_lines,
+    region_of_zone,
     render_template,
     select_disks,
     snapshot_tags,
     summarize,
     validate_snapshot_name,
+    zone_as_region_problem,
 )
 
 DISKS = [
@@ -205,3 +208,36 @@ def test_summarize_and_progress_lines():
     assert summarize(snaps + [dict(snaps[1], status='failed')])[0] == 'failed'
     assert summarize([]) == ('ok', 'no disks selected')
     assert progress_lines(snaps) == ['s-1 (d-1): accomplished 100%', 's-2 (d-2): progressing 40%']
+
+
+@pytest.mark.parametrize('value,region', [
+    ('cn-hangzhou-h', 'cn-hangzhou'), ('cn-beijing-a', 'cn-beijing'), ('cn-shanghai-finance-1z', 'cn-shanghai-finance-1'),
+    ('ap-southeast-1a', 'ap-southeast-1'), ('us-east-1a', 'us-east-1'), ('us-gov-west-1b', 'us-gov-west-1'),
+    ('cn-hangzhou', None), ('ap-southeast-1', None), ('us-east-1', None), ('cn-north-1', None), ('us-gov-west-1', None),
+    ('cn-shanghai-finance-1', None), ('', None), (None, None), ('a', None),
+])
+def test_region_of_zone(value, region):
+    assert region_of_zone(value) == region
+
+
+def test_zone_as_region_problem_names_value_and_region():
+    assert zone_as_region_problem('us-east-1', 'region') is None
+    assert zone_as_region_problem('us-east-1c', 'region') == (
+        "region is 'us-east-1c', which is a zone id, not a region id; set it to the region 'us-east-1' "
+        "(the zone id without its last letter)")
+
+
+@pytest.mark.parametrize('params,message', [
+    ({}, None),
+    ({'profile': 'ops'}, None),
+    ({'access_key': 'AK', 'secret_key': 'SK'}, None),
+    ({'profile': 'ops', 'access_key': 'AK'},
+     'profile and access_key/secret_key/security_token are mutually exclusive: name a profile, or give the keys, not both'),
+    ({'profile': 'ops', 'security_token': 'T'},
+     'profile and access_key/secret_key/security_token are mutually exclusive: name a profile, or give the keys, not both'),
+    ({'ca_bundle': '/nonexistent/ca.pem'},
+     'ca_bundle /nonexistent/ca.pem is not a file; give the path of a PEM file with the CA certificates to trust'),
+    ({'ca_bundle': __file__}, None),
+])
+def test_check_cloud_params(params, message):
+    assert check_cloud_params(params) == message

@@ -75,3 +75,30 @@ def test_from_inventory():
     assert from_inventory('auto', 'i-1', 'eu-west-1')['provider'] is None
     assert from_inventory('aws', 'i-1', None) is None
     assert from_inventory('aws', '', 'eu-west-1') is None
+
+
+def test_from_inventory_alicloud_ecs_zone_in_region_and_availability_zone():
+    """alibaba.alicloud.alicloud_ecs sets region and availability_zone both to the zone id."""
+    assert from_inventory('alicloud', 'i-bp1', 'cn-hangzhou-h', 'cn-hangzhou-h') == {
+        'provider': 'alicloud', 'instance_id': 'i-bp1', 'region': 'cn-hangzhou', 'zone': 'cn-hangzhou-h'}
+    assert from_inventory('auto', 'i-bp1', 'ap-southeast-1a', 'ap-southeast-1a')['region'] == 'ap-southeast-1'
+
+
+def test_from_inventory_aws_ec2_placement():
+    assert from_inventory('aws', 'i-0ab', 'us-east-1', 'us-east-1a') == {
+        'provider': 'aws', 'instance_id': 'i-0ab', 'region': 'us-east-1', 'zone': 'us-east-1a'}
+
+
+@pytest.mark.parametrize('region,zone,expected', [
+    ('cn-hangzhou-h', None, 'cn-hangzhou'),
+    ('cn-hangzhou-h', 'cn-hangzhou-i', 'cn-hangzhou'),
+    ('us-east-1a', None, 'us-east-1'),
+    ('eu-central-1b', 'eu-central-1b-x', 'eu-central-1'),
+])
+def test_from_inventory_refuses_a_zone_where_the_region_belongs(region, zone, expected):
+    with pytest.raises(CloudError) as err:
+        from_inventory('alicloud', 'i-bp1', region, zone)
+    message = str(err.value)
+    assert message.startswith("Failed to use the region of instance i-bp1: region is '%s', which is a zone id, not a region id; "
+                              "set it to the region '%s'" % (region, expected))
+    assert 'oomguard_snapshot_region' in message
