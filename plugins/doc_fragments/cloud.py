@@ -35,6 +35,25 @@ options:
       - A temporary security token (Alibaba Cloud STS token or AWS session token) that goes with O(access_key). Never logged.
     type: str
     aliases: [session_token]
+  profile:
+    description:
+      - A named profile to take the credentials (and for V(aws) the other settings) from, instead of O(access_key).
+      - For V(aws) a profile of boto3's shared files (C(~/.aws/config), C(~/.aws/credentials)); the E(AWS_PROFILE)
+        environment variable also works without this option.
+      - For V(alicloud) a profile of the Alibaba Cloud CLI's C(~/.aliyun/config.json) when that file exists, else of
+        the SDKs' credentials file (E(ALIBABA_CLOUD_CREDENTIALS_FILE), default C(~/.alibabacloud/credentials.ini)).
+      - Mutually exclusive with O(access_key), O(secret_key) and O(security_token).
+    type: str
+    aliases: [aws_profile]
+  ca_bundle:
+    description:
+      - The path of a PEM file with the CA certificates to trust when calling O(endpoint_url) or the public endpoint,
+        for TLS-intercepting proxies and private endpoints with their own CA.
+      - When omitted, V(aws) takes E(AWS_CA_BUNDLE) or the profile's C(ca_bundle), else boto3's default;
+        V(alicloud) the SDK's default trust store.
+      - The file must exist. Certificates are always verified.
+    type: path
+    aliases: [aws_ca_bundle]
   retries:
     description:
       - How many times in all to try one API call that meets throttling or a server error

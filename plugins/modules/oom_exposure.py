@@ -35,6 +35,8 @@ description:
     later task with the P(oomguard.fleet.exposure_gate#filter) filter, as the role M(oomguard.fleet.assess) does.
 author:
   - oomguard.fleet maintainers (@oomguard)
+requirements:
+  - C(jmespath) >= 1.1.0 on the controller, for O(custom_rules) only; the built-in rules need nothing beyond ansible-core.
 extends_documentation_fragment:
   - oomguard.fleet.procfs
   - oomguard.fleet.procfs.SLABINFO_BASELINE

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -23,15 +24,24 @@ class LoopbackServer(object):
         self._server = _Server((host, 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = None
+        self._scheme = 'http'
 
     @property
     def url(self):
         host, port = self._server.server_address[:2]
-        return 'http://%s:%d' % (host, port)
+        return '%s://%s:%d' % (self._scheme, host, port)
 
     @property
     def port(self):
         return self._server.server_address[1]
+
+    def serve_tls(self, certfile, keyfile):
+        """Answer over TLS with this certificate from now on (call before start); ``url`` then says https."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certfile, keyfile)
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        self._scheme = 'https'
+        return self
 
     def start(self):
         self._thread = threading.Thread(target=self._server.serve_forever, name=self.name, daemon=True)

@@ -5,7 +5,8 @@
 alibabacloud_tea_openapi (requests signed ACS3-HMAC-SHA256 by the SDK).
 Private to the oomguard.fleet collection."""
 
-from __future__ import annotations
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
 
 import json
 import os
@@ -78,11 +79,29 @@ def split_endpoint(endpoint_url):
     return 'https', endpoint_url.rstrip('/')
 
 
+def profile_credentials(profile, environ=None, home=None):
+    """A credential client for a named profile: the Alibaba Cloud CLI's ~/.aliyun/config.json when it
+    exists, else the SDKs' credentials file (ALIBABA_CLOUD_CREDENTIALS_FILE, default
+    ~/.alibabacloud/credentials.ini)."""
+    from alibabacloud_credentials.client import Client as CredentialClient
+    from alibabacloud_credentials.provider.cli_profile import CLIProfileCredentialsProvider
+    from alibabacloud_credentials.provider.profile import ProfileCredentialsProvider
+    environ = os.environ if environ is None else environ
+    home = home or os.path.expanduser('~')
+    cli_config = os.path.join(home, '.aliyun', 'config.json')
+    if os.path.isfile(cli_config):
+        provider = CLIProfileCredentialsProvider(profile_name=profile, profile_file=cli_config)
+    else:
+        provider = ProfileCredentialsProvider(profile_name=profile, profile_file=environ.get('ALIBABA_CLOUD_CREDENTIALS_FILE')
+                                              or os.path.join(home, '.alibabacloud', 'credentials.ini'))
+    return CredentialClient(provider=provider)
+
+
 class AlicloudBackend(SnapshotBackend):
     provider = 'alicloud'
 
     def __init__(self, region, endpoint_url=None, credentials=None, retries=6, retry_base=1.0, retry_cap=20.0,
-                 sleep=time.sleep, connect_timeout_ms=5000, read_timeout_ms=20000):
+                 sleep=time.sleep, connect_timeout_ms=5000, read_timeout_ms=20000, profile=None, ca_bundle=None):
         self.region = region
         self.retries = retries
         self.retry_base = retry_base
@@ -91,7 +110,11 @@ class AlicloudBackend(SnapshotBackend):
         protocol, endpoint = split_endpoint(endpoint_url)
         config = openapi_models.Config(region_id=region, endpoint=endpoint, protocol=protocol or 'https',
                                        connect_timeout=connect_timeout_ms, read_timeout=read_timeout_ms)
-        if credentials:
+        if ca_bundle:
+            config.ca = ca_bundle
+        if profile:
+            config.credential = profile_credentials(profile)
+        elif credentials:
             config.access_key_id = credentials['access_key_id']
             config.access_key_secret = credentials['access_key_secret']
             config.security_token = credentials.get('security_token')

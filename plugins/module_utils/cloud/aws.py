@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """AWS EC2 (EBS) backend for disk snapshots, on boto3. Private to the oomguard.fleet collection."""
 
-from __future__ import annotations
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
 
 import time
 import traceback
@@ -65,17 +66,21 @@ def _tag_list(tags):
 class AwsBackend(SnapshotBackend):
     provider = 'aws'
 
-    def __init__(self, region, endpoint_url=None, credentials=None, retries=6, retry_base=1.0, retry_cap=20.0, sleep=time.sleep):
+    def __init__(self, region, endpoint_url=None, credentials=None, retries=6, retry_base=1.0, retry_cap=20.0, sleep=time.sleep,
+                 profile=None, ca_bundle=None):
         self.retries = retries
         self.retry_base = retry_base
         self.retry_cap = retry_cap
         self.sleep = sleep
         self.calls = 0
         creds = dict((k, v) for k, v in (credentials or {}).items() if v)
+        if profile:
+            creds['profile_name'] = profile
         try:
             session = boto3.session.Session(region_name=region, **creds)
             # botocore's standard retry mode handles transient errors; our backoff adds the slow codes on top.
-            self.client = session.client('ec2', endpoint_url=endpoint_url,
+            # verify=None keeps botocore's own choice (AWS_CA_BUNDLE, the profile's ca_bundle, certifi).
+            self.client = session.client('ec2', endpoint_url=endpoint_url, verify=ca_bundle or None,
                                          config=BotoConfig(retries={'mode': 'standard', 'max_attempts': 2},
                                                            connect_timeout=5, read_timeout=20))
         except Exception as exc:  # pylint: disable=broad-except

@@ -26,12 +26,14 @@ def build_backend(provider, params):
         from ansible_collections.oomguard.fleet.plugins.module_utils.cloud import alicloud
         if alicloud.SDK_IMPORT_ERROR:
             raise MissingSdk(alicloud.SDK_NAME, alicloud.SDK_IMPORT_ERROR)
-        return alicloud.AlicloudBackend(region, params.get('endpoint_url'), alicloud.credentials_from(params), **retry)
+        return alicloud.AlicloudBackend(region, params.get('endpoint_url'), alicloud.credentials_from(params),
+                                        profile=params.get('profile'), ca_bundle=params.get('ca_bundle'), **retry)
     if provider == 'aws':
         from ansible_collections.oomguard.fleet.plugins.module_utils.cloud import aws
         if aws.SDK_IMPORT_ERROR:
             raise MissingSdk(aws.SDK_NAME, aws.SDK_IMPORT_ERROR)
         creds = {'aws_access_key_id': params.get('access_key'), 'aws_secret_access_key': params.get('secret_key'),
                  'aws_session_token': params.get('security_token')}
-        return aws.AwsBackend(region, params.get('endpoint_url'), creds, **retry)
+        return aws.AwsBackend(region, params.get('endpoint_url'), creds, profile=params.get('profile'),
+                              ca_bundle=params.get('ca_bundle'), **retry)
     raise ValueError('unknown provider %r' % provider)
