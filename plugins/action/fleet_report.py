@@ -45,6 +45,7 @@ ARGUMENT_SPEC = {
     "unknown_fails": {"type": "bool", "default": True},
     "run_id": {"type": "str"},
     "worst": {"type": "int", "default": 5},
+    "stale_after_hours": {"type": "int", "default": 24},
 }
 
 
@@ -175,6 +176,9 @@ class ActionModule(ActionBase):
         validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         del validation
         problem = dest_problem(args["dest"])
+        if args["stale_after_hours"] < 0:
+            problem = ("stale_after_hours (role: oomguard_report_stale_after_hours) is %d; give 0 (mark no host stale) or "
+                       "a number of hours" % args["stale_after_hours"])
         if problem:
             result.update(failed=True, msg=problem)
             return result
@@ -192,7 +196,7 @@ class ActionModule(ActionBase):
             if args["results_dir"]:
                 stored, problems = read_results_dir(args["results_dir"])
             report = build_report(live + stored, expected_hosts=hosts, generated_at=now, run_id=run_id,
-                                  problems=problems, title=args["title"])
+                                  problems=problems, title=args["title"], stale_after_hours=args["stale_after_hours"])
             paths = output_paths(args["dest"], args["formats"], args["basename"], args["prometheus_path"])
             if "json" in paths:
                 # Same findings as the last report: keep its times so a re-run changes nothing.

@@ -109,6 +109,14 @@ options:
       - How many of the worst hosts the RV(summary) lists with their top finding.
     type: int
     default: 5
+  stale_after_hours:
+    description:
+      - A host whose result was taken (its C(checked_at), else its C(written_at)) more than this many hours before
+        the report is marked stale - in the JSON (C(stale)), with a C(stale) badge in the HTML table and in its own
+        section of the Markdown summary - so that a result merged from an old result file is never read as fresh.
+      - Every host's time and run id are shown in the HTML and Markdown reports whatever this is. C(0) marks no host.
+    type: int
+    default: 24
 attributes:
   check_mode:
     support: full

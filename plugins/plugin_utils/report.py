@@ -363,14 +363,32 @@ def _host_order(entry):
     return (_LEVEL_ORDER[entry["level"]], -(share if share is not None else -1), entry["host"])
 
 
+DEFAULT_STALE_AFTER_HOURS = 24
+
+
+def result_time(entry):
+    """When a host's result was taken: its ``checked_at``, else its ``written_at`` (None when neither parses)."""
+    return parse_time(entry.get("checked_at")) or parse_time(entry.get("written_at"))
+
+
+def is_stale(entry, generated_at, stale_after_hours):
+    """True when the host's result was taken more than ``stale_after_hours`` before ``generated_at`` (0: never)."""
+    taken = result_time(entry)
+    if not stale_after_hours or taken is None:
+        return False
+    return (generated_at - taken).total_seconds() > stale_after_hours * 3600
+
+
 def build_report(records, expected_hosts=(), failed_hosts=None, generated_at=None, run_id=None,
-                 problems=(), title=None):
+                 problems=(), title=None, stale_after_hours=DEFAULT_STALE_AFTER_HOURS):
     """Merge records and build the report model (a dict shaped by docs/report-schema.json).
 
     ``expected_hosts`` appear even without a record (``unknown``, "no result");
-    ``failed_hosts`` maps host -> reason for hosts the play lost.
+    ``failed_hosts`` maps host -> reason for hosts the play lost. A host whose result was
+    taken more than ``stale_after_hours`` before the report is marked ``stale`` (0: never).
     """
     failed_hosts = failed_hosts or {}
+    generated_at = generated_at or utc_now()
     merged = merge_records(records)
     for host in expected_hosts:
         merged.setdefault(host, None)
@@ -378,7 +396,9 @@ def build_report(records, expected_hosts=(), failed_hosts=None, generated_at=Non
     for host, record in merged.items():
         reason = failed_hosts.get(host) if record is None or record.get("source") == SOURCE_PLAY else None
         cached = record.get(_ENTRY) if record is not None and not reason else None
-        hosts.append(dict(cached) if cached is not None else host_entry(host, record, failed_reason=reason))
+        entry = dict(cached) if cached is not None else host_entry(host, record, failed_reason=reason)
+        entry["stale"] = is_stale(entry, generated_at, stale_after_hours)
+        hosts.append(entry)
     hosts.sort(key=_host_order)
 
     by_level = dict((level, 0) for level in LEVELS)
@@ -394,12 +414,12 @@ def build_report(records, expected_hosts=(), failed_hosts=None, generated_at=Non
             snapshots += len(entry["snapshots"]["snapshots"])
         if entry["changes"] and entry["changes"]["status"] == "changed":
             changed += 1
-    generated_at = generated_at or utc_now()
     return {
         "schema": REPORT_SCHEMA,
         "title": _text(title or "oomguard fleet report", 200),
         "generated_at": format_time(generated_at),
         "run_id": _text(run_id, 100),
+        "stale_after_hours": stale_after_hours or 0,
         "totals": {
             "hosts": len(hosts),
             "by_level": by_level,
@@ -407,6 +427,7 @@ def build_report(records, expected_hosts=(), failed_hosts=None, generated_at=Non
             "flagged_processes": flagged,
             "snapshots": snapshots,
             "changed_hosts": changed,
+            "stale_hosts": sum(1 for entry in hosts if entry["stale"]),
         },
         "sources": sources,
         "problems": [{"file": _text(p.get("file"), 300), "error": _text(p.get("error"))} for p in problems],

@@ -21,6 +21,7 @@ from ansible_collections.oomguard.fleet.plugins.plugin_utils.report import (
     UNKNOWN,
     level_at_or_above,
     parse_time,
+    result_time,
     top_finding,
 )
 
@@ -56,6 +57,42 @@ def kib_text(kib):
 
 def pct_text(pct):
     return "-" if pct is None else "%.1f%%" % pct
+
+
+def age_text(seconds):
+    """A duration in the largest unit that keeps it readable: ``5 min``, ``25 h``, ``21 days``."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return "under 1 min"
+    if seconds < 3600:
+        return "%d min" % (seconds // 60)
+    if seconds < 48 * 3600:
+        return "%d h" % (seconds // 3600)
+    return "%d days" % (seconds // 86400)
+
+
+def taken(entry, report):
+    """(when the host's result was taken as text, its age before the report as text), or ("-", None)."""
+    stamp = result_time(entry)
+    if stamp is None:
+        return "-", None
+    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ"), age_text((parse_time(report["generated_at"]) - stamp).total_seconds())
+
+
+def run_label(entry, report):
+    """The run a host's result came from: ``this run`` for this play's hosts, else its run id."""
+    if entry["source"] == "play" or (entry["run_id"] and entry["run_id"] == report["run_id"]):
+        return "this run"
+    return entry["run_id"] or "-"
+
+
+def stale_note(report):
+    """The sentence that counts the results older than the report's threshold ("" when none)."""
+    count = report["totals"].get("stale_hosts") or 0
+    if not count:
+        return ""
+    return "%d host%s with a result taken more than %d h before this report" % (
+        count, "" if count == 1 else "s", report.get("stale_after_hours") or 0)
 
 
 def finding_text(finding):
@@ -107,6 +144,13 @@ def md_escape(value):
     return re.sub(r"([\\`*_\[\]|#~])", r"\\\1", text)
 
 
+def _md_taken(entry, report):
+    when, age = taken(entry, report)
+    if age is None:
+        return when
+    return "%s (%s before, **stale**)" % (when, age) if entry.get("stale") else "%s (%s before)" % (when, age)
+
+
 def render_markdown(report, max_rows=50):
     totals = report["totals"]
     lines = ["# %s" % md_escape(report["title"]), ""]
@@ -114,6 +158,8 @@ def render_markdown(report, max_rows=50):
     if report["run_id"]:
         meta += ", run `%s`" % report["run_id"].replace("`", "'")
     lines += [meta + ", %d hosts." % totals["hosts"], ""]
+    if stale_note(report):
+        lines += ["**Not fresh:** %s (see \"Results taken before this run\")." % stale_note(report), ""]
     lines += ["| Level | Hosts |", "| --- | ---: |"]
     for level in ("critical", "high", "medium", "low", "ok", UNKNOWN):
         lines.append("| %s | %d |" % (level, totals["by_level"][level]))
@@ -126,19 +172,33 @@ def render_markdown(report, max_rows=50):
     attention = [e for e in report["hosts"] if e["level"] != "ok"]
     if attention:
         lines += ["## Hosts that need a look", ""]
-        lines += ["| Host | Level | Unkillable share | SUnreclaim | Top finding |", "| --- | --- | ---: | ---: | --- |"]
+        lines += ["| Host | Level | Unkillable share | SUnreclaim | Top finding | Taken | Run |",
+                  "| --- | --- | ---: | ---: | --- | --- | --- |"]
         for entry in attention[:max_rows]:
             top = top_finding(entry)
             detail = entry["reason"] if entry["level"] == UNKNOWN else (finding_text(top) if top else None)
-            lines.append("| %s | %s | %s | %s | %s |" % (
+            lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
                 md_escape(entry["host"]), entry["level"], pct_text(entry["figures"]["unkillable_share_pct"]),
-                kib_text(entry["figures"]["sunreclaim_kb"]), md_escape(detail)))
+                kib_text(entry["figures"]["sunreclaim_kb"]), md_escape(detail), _md_taken(entry, report),
+                md_escape(run_label(entry, report))))
         if len(attention) > max_rows:
             lines.append("")
             lines.append("... and %d more; see the JSON, CSV or HTML report." % (len(attention) - max_rows))
         lines.append("")
     else:
         lines += ["No host needs a look.", ""]
+    stale = [e for e in report["hosts"] if e.get("stale")]
+    if stale:
+        lines += ["## Results taken before this run", "",
+                  "Taken more than %d h before this report (merged from result files of earlier runs): their level may "
+                  "no longer be true. Audit these hosts again." % (report.get("stale_after_hours") or 0), "",
+                  "| Host | Level | Taken | Run |", "| --- | --- | --- | --- |"]
+        for entry in stale[:max_rows]:
+            lines.append("| %s | %s | %s | %s |" % (md_escape(entry["host"]), entry["level"], _md_taken(entry, report),
+                                                    md_escape(run_label(entry, report))))
+        if len(stale) > max_rows:
+            lines += ["", "... and %d more; see the JSON, CSV or HTML report." % (len(stale) - max_rows)]
+        lines.append("")
     if report["problems"]:
         lines += ["## Result files skipped", ""]
         for problem in report["problems"]:

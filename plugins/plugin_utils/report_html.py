@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from html import escape
 
-from ansible_collections.oomguard.fleet.plugins.plugin_utils.report import LEVEL_RANK, UNKNOWN
-from ansible_collections.oomguard.fleet.plugins.plugin_utils.report_formats import kib_text, pct_text
+from ansible_collections.oomguard.fleet.plugins.plugin_utils.report import LEVEL_RANK, UNKNOWN, result_time
+from ansible_collections.oomguard.fleet.plugins.plugin_utils.report_formats import kib_text, pct_text, run_label, stale_note, taken
 
 LEVEL_COLOURS = {
     "critical": "#b42318",
@@ -63,6 +63,9 @@ ul{margin:0;padding-left:18px}
 li{margin:0 0 2px}
 code{font:12px ui-monospace,"DejaVu Sans Mono",monospace;background:#eef1f4;padding:0 4px;border-radius:4px}
 .muted{color:var(--mute)}
+.stale{display:inline-block;border-radius:10px;padding:0 7px;background:#fff4d6;color:#7a4b00;border:1px solid #d49b00;font-size:12px;font-weight:600}
+header .stale{margin-left:6px}
+tr.is-stale td{background:#fffbeb}
 """
 
 _JS = """
@@ -177,6 +180,28 @@ def _changes_cell(entry):
     return "%s (%s)%s%s" % (_e(changes["status"]), _e(changes["mode"]), "<ul>%s</ul>" % items if items else "", reason)
 
 
+def result_time_text(entry):
+    """The sort key of the Taken column: the ISO time, empty when unknown."""
+    stamp = result_time(entry)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ") if stamp else ""
+
+
+def _taken_cell(entry, report):
+    when, age = taken(entry, report)
+    if age is None:
+        return '<span class="muted">-</span>'
+    flag = ' <span class="stale" title="taken more than %d h before this report">stale</span>' % (
+        report.get("stale_after_hours") or 0) if entry.get("stale") else ""
+    return '%s%s<div class="muted">%s before the report</div>' % (_e(when), flag, _e(age))
+
+
+def _run_cell(entry, report):
+    label = run_label(entry, report)
+    if label == "this run":
+        return '<span class="muted">this run</span>'
+    return "<code>%s</code>" % _e(label)
+
+
 def _num_attr(value):
     return "" if value is None else str(value)
 
@@ -191,7 +216,7 @@ def render_html(report, chart_limit=40):
     for entry in report["hosts"]:
         fig = entry["figures"]
         rows.append(
-            '<tr data-host="%s" data-level="%s">'
+            '<tr data-host="%s" data-level="%s"%s>'
             '<td data-v="%s">%s</td>'
             '<td data-v="%d">%s</td>'
             '<td class="num" data-v="%s">%s</td>'
@@ -200,8 +225,10 @@ def render_html(report, chart_limit=40):
             '<td class="findings" data-v="%d">%s</td>'
             '<td class="wide" data-v="%s">%s</td>'
             '<td class="wide" data-v="%s">%s</td>'
+            '<td class="wide" data-v="%s">%s</td>'
+            '<td class="wide" data-v="%s">%s</td>'
             "</tr>" % (
-                _e(entry["host"]), entry["level"],
+                _e(entry["host"]), entry["level"], ' class="is-stale" data-stale="1"' if entry.get("stale") else "",
                 _e(entry["host"]), _e(entry["host"]),
                 LEVEL_RANK[entry["level"]], _badge(entry["level"]),
                 _num_attr(fig["unkillable_share_pct"]), pct_text(fig["unkillable_share_pct"]),
@@ -210,6 +237,8 @@ def render_html(report, chart_limit=40):
                 len(entry["findings"]), _findings_cell(entry),
                 _e((entry["snapshots"] or {}).get("status") or ""), _snapshots_cell(entry),
                 _e((entry["changes"] or {}).get("status") or ""), _changes_cell(entry),
+                _e(result_time_text(entry)), _taken_cell(entry, report),
+                _e(run_label(entry, report)), _run_cell(entry, report),
             ))
     problems = ""
     if report["problems"]:
@@ -217,7 +246,9 @@ def render_html(report, chart_limit=40):
             "<li><code>%s</code>: %s</li>" % (_e(p["file"]), _e(p["error"])) for p in report["problems"])
     run = " &middot; run <code>%s</code>" % _e(report["run_id"]) if report["run_id"] else ""
     heads = (("Host", "text"), ("Level", "num"), ("Unkillable share", "num"), ("Unkillable RSS", "num"),
-             ("SUnreclaim", "num"), ("Findings", "num"), ("Snapshots", "text"), ("Changes", "text"))
+             ("SUnreclaim", "num"), ("Findings", "num"), ("Snapshots", "text"), ("Changes", "text"),
+             ("Taken", "text"), ("Run", "text"))
+    stale = ' <span class="stale" id="stale-note">%s</span>' % _e(stale_note(report)) if stale_note(report) else ""
     head_html = "".join('<th scope="col" data-type="%s"><button type="button">%s</button></th>' % (kind, name) for name, kind in heads)
     return "".join((
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
@@ -225,8 +256,8 @@ def render_html(report, chart_limit=40):
         "script-src 'unsafe-inline'; img-src data:\">",
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         "<title>%s</title><style>%s</style></head><body>" % (_e(report["title"]), _CSS),
-        "<header><h1>%s</h1><p>Generated %s%s &middot; %d hosts</p></header><main>" % (
-            _e(report["title"]), _e(report["generated_at"]), run, totals["hosts"]),
+        "<header><h1>%s</h1><p>Generated %s%s &middot; %d hosts%s</p></header><main>" % (
+            _e(report["title"]), _e(report["generated_at"]), run, totals["hosts"], stale),
         '<section id="totals"><h2>Fleet by exposure level</h2><div class="cards">%s</div>' % cards,
         '<p class="totals">Unkillable memory across the fleet: <b>%s</b> &middot; flagged processes: <b>%d</b> '
         "&middot; snapshots: <b>%d</b> &middot; hosts changed: <b>%d</b></p></section>" % (

@@ -86,6 +86,19 @@ def test_sorting_by_clicking_headers(loaded, report):
     assert levels == ["critical", "high", "high", "medium", "low", "low", "ok", "unknown", "unknown"]
 
 
+def test_taken_and_run_columns_sort_by_time(loaded, report):
+    page = loaded[1]
+    heads = page.evaluate("Array.from(document.querySelectorAll('#hosts thead th')).map(th => th.textContent)")
+    assert heads[-2:] == ["Taken", "Run"]
+    click_header(page, len(heads) - 2)   # text sort on the ISO time: oldest first, hosts without a time on top
+    order = rows(page)
+    assert order[:3] == ["ghost01", "old01", report["hosts"][1]["host"]], order   # no time, 01:00 and 02:00 (result files)
+    cells = page.evaluate("Array.from(document.querySelectorAll('#hosts tbody tr')).map(r => "
+                          "[r.dataset.host, r.cells[r.cells.length - 1].textContent])")
+    runs = dict(cells)
+    assert runs["db01"] == "this run" and runs["old01"] == "oomguard-20261129T010000Z-2002"
+
+
 def test_filter_box(loaded):
     page = loaded[1]
     box = page.evaluate("(() => { const r = document.getElementById('filter').getBoundingClientRect(); return [r.x + 10, r.y + 5]; })()")

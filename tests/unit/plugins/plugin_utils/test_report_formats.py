@@ -52,7 +52,7 @@ def test_markdown_escapes_tables_and_html():
 
 def test_markdown_caps_rows_and_says_so():
     hosts = [("h%02d" % i, "low", "m") for i in range(5)]
-    text = rf.render_markdown(model_of(*hosts), max_rows=2)
+    text = rf.render_markdown(model_of(*hosts, generated_at=rp.parse_time(T0)), max_rows=2)
     assert text.count("| low |") == 2 + 1  # two rows plus the totals line
     assert "... and 3 more; see the JSON, CSV or HTML report." in text
 
@@ -198,3 +198,55 @@ def test_any_input_renders_parseable_outputs(hosts):
         assert line.startswith("#") or PROM_SAMPLE.match(line), line
     assert len(digest_html(ro.render(model, "html")).rows) == count
     assert all(e["level"] in rp.LEVELS for e in model["hosts"])
+
+
+# ---- when each host's result was taken, and from which run ----------------------------
+
+NOW = "2026-11-29T03:00:00Z"
+
+
+def merged_with_an_old_file(**kwargs):
+    """This play's fresh host, and a host known only from a result file written three weeks earlier."""
+    fresh = rp.make_record("fresh01", {"level": "ok", "checked_at": "2026-11-29T02:58:00Z", "findings": []},
+                           written_at=NOW, run_id="run-now")
+    old = rp.make_record("old01", {"level": "ok", "checked_at": "2026-11-08T01:00:00Z", "findings": []},
+                         written_at="2026-11-08T01:00:05Z", run_id="run-3-weeks-ago", source=rp.SOURCE_RESULTS)
+    return rp.build_report([fresh, old], generated_at=rp.parse_time(NOW), run_id="run-now", **kwargs)
+
+
+def test_stale_is_older_than_the_threshold_before_the_report():
+    report = merged_with_an_old_file()
+    stale = dict((e["host"], e["stale"]) for e in report["hosts"])
+    assert stale == {"fresh01": False, "old01": True}
+    assert report["stale_after_hours"] == 24 and report["totals"]["stale_hosts"] == 1
+    now = rp.parse_time(NOW)
+    assert rp.is_stale({"checked_at": "2026-11-28T03:00:00Z"}, now, 24) is False           # exactly 24 h: not yet
+    assert rp.is_stale({"checked_at": "2026-11-28T02:59:59Z"}, now, 24) is True
+    assert rp.is_stale({"checked_at": None, "written_at": "2026-11-20T00:00:00Z"}, now, 24) is True   # written_at then
+    assert rp.is_stale({"checked_at": None, "written_at": None}, now, 24) is False         # no time: no claim
+    assert rp.is_stale({"checked_at": "2020-01-01T00:00:00Z"}, now, 0) is False             # 0: never
+    assert merged_with_an_old_file(stale_after_hours=0)["totals"]["stale_hosts"] == 0
+
+
+def test_markdown_shows_when_and_from_which_run_and_flags_the_old_result():
+    text = rf.render_markdown(merged_with_an_old_file())
+    assert "**Not fresh:** 1 host with a result taken more than 24 h before this report" in text
+    section = text.split("## Results taken before this run", 1)[1]
+    assert "| old01 | ok | 2026-11-08T01:00:00Z (21 days before, **stale**) | run-3-weeks-ago |" in section
+    assert "fresh01" not in section
+    fresh_only = rf.render_markdown(rp.build_report([rp.make_record(
+        "h1", {"level": "high", "checked_at": "2026-11-29T02:58:00Z", "findings": []}, written_at=NOW)],
+        generated_at=rp.parse_time(NOW), run_id="run-now"))
+    assert "| h1 | high | - | - | - | 2026-11-29T02:58:00Z (2 min before) | this run |" in fresh_only
+    assert "Not fresh" not in fresh_only and "Results taken before this run" not in fresh_only
+
+
+def test_html_shows_when_and_from_which_run_and_flags_the_old_result():
+    html = ro.render(merged_with_an_old_file(), "html")
+    rows = dict((row["host"], row["cells"]) for row in digest_html(html).rows)
+    assert rows["old01"][-2:] == ["2026-11-08T01:00:00Z stale 21 days before the report", "run-3-weeks-ago"]
+    assert rows["fresh01"][-2:] == ["2026-11-29T02:58:00Z 2 min before the report", "this run"]
+    assert '<tr data-host="old01" data-level="ok" class="is-stale" data-stale="1">' in html
+    assert '<tr data-host="fresh01" data-level="ok">' in html
+    assert 'id="stale-note">1 host with a result taken more than 24 h before this report</span>' in html
+    assert "stale-note" not in ro.render(merged_with_an_old_file(stale_after_hours=0), "html")

@@ -396,3 +396,10 @@ def test_a_report_directory_that_would_follow_the_shell_is_refused(tmp_path, mon
     result = run_fleet_report(tmp_path, False, dest=dest, formats=["json"])
     assert result["failed"] is True and says in result["msg"]
     assert os.listdir(str(tmp_path)) == []   # nothing written where the shell happened to be
+
+
+def test_a_negative_stale_threshold_is_refused(tmp_path):
+    result = run_fleet_report(tmp_path, False, dest=str(tmp_path / "report"), formats=["json"], stale_after_hours=-1)
+    assert result["failed"] is True
+    assert "stale_after_hours (role: oomguard_report_stale_after_hours) is -1; give 0 (mark no host stale)" in result["msg"]
+    assert not (tmp_path / "report").exists()
