@@ -35,5 +35,5 @@ def run_locked(journal_path, run_id, purpose, act):
         return exc.partial or None, str(exc)
     except (jr.JournalError, sf.SafeFileError) as exc:
         return getattr(exc, "partial", None), str(exc)
-    except OSError as exc:
+    except (IOError, OSError) as exc:
         return getattr(exc, "partial", None), "Failed to change %s: %s" % (getattr(exc, "filename", None) or "a file", exc.strerror or exc)

@@ -19,6 +19,8 @@ __metaclass__ = type
 import os
 import re
 
+from ansible_collections.oomguard.fleet.plugins.module_utils.pycompat import open_text
+
 # The system manager's unit search path, highest priority first (systemd.unit(5), "Unit File Load Path").
 SEARCH_DIRS = (
     "/etc/systemd/system.control", "/run/systemd/system.control", "/run/systemd/transient", "/run/systemd/generator.early",
@@ -74,7 +76,7 @@ def oom_setting(text, unit):
 
 def read_file(path):
     try:
-        with open(path, "r", encoding="utf-8", errors="replace") as handle:
+        with open_text(path, errors="replace") as handle:
             return handle.read()
     except (IOError, OSError):
         return None

@@ -27,6 +27,8 @@ import os
 import re
 import time
 
+from ansible_collections.oomguard.fleet.plugins.module_utils.pycompat import UTC
+
 SCHEMA = 1
 DEFAULT_SINCE_DAYS = 30
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
@@ -50,8 +52,6 @@ _MONO = re.compile(r"\[\s*(\d+\.\d+)\]")
 _CRASH_DIR = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})-?(\d{2}):?(\d{2})(?::(\d{2}))?$")
 _MONTHS = dict((name, index) for index, name in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1))
-
-UTC = datetime.timezone.utc
 
 
 def iso(when):
@@ -257,7 +257,7 @@ def _read_files(name, where, paths, since, max_bytes, events, wall_from_mtime):
             mtime = _mtime(path)
             if wall_from_mtime:
                 mtime = crash_time(path) or mtime
-        except OSError as exc:
+        except (IOError, OSError) as exc:
             reasons.append("%s: %s" % (path, exc.strerror or exc))
             continue
         if since is not None and mtime < since:

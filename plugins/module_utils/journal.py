@@ -15,7 +15,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import datetime
 import errno
 import fcntl
 import json
@@ -24,6 +23,9 @@ import re
 import signal
 import socket
 
+from ansible.module_utils.six import string_types
+
+from ansible_collections.oomguard.fleet.plugins.module_utils import pycompat as pc
 from ansible_collections.oomguard.fleet.plugins.module_utils import safefile as sf
 
 JOURNAL_SCHEMA = 1
@@ -44,13 +46,13 @@ class JournalError(Exception):
 
 
 def utc_now():
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return pc.utc_now().strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def new_run_id(now=None, rand=None):
     """Return ``oomguard-<UTC timestamp>-<random>`` as fixed by the data contract."""
-    stamp = (now or datetime.datetime.now(datetime.timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
-    suffix = rand if rand is not None else int.from_bytes(os.urandom(2), "big")
+    stamp = (now or pc.utc_now()).strftime("%Y%m%dT%H%M%SZ")
+    suffix = rand if rand is not None else pc.random_u16()
     return "oomguard-%s-%d" % (stamp, suffix)
 
 
@@ -88,7 +90,7 @@ class RunLock:
         fd = _open(self.path, os.O_RDWR | os.O_CREAT, "lock")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
+        except (IOError, OSError) as exc:  # Python 2's fcntl raises IOError
             holder = _read_holder(fd)
             os.close(fd)
             if exc.errno in (errno.EAGAIN, errno.EACCES):
@@ -99,7 +101,7 @@ class RunLock:
         holder = {"pid": os.getpid(), "run_id": self.run_id, "purpose": self.purpose,
                   "since": utc_now(), "host": socket.gethostname()}
         os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(holder, sort_keys=True) + "\n").encode("utf-8"), 0)
+        pc.pwrite(fd, (json.dumps(holder, sort_keys=True) + "\n").encode("utf-8"), 0)
         os.fsync(fd)
         self._fd = fd
         return self
@@ -120,7 +122,7 @@ class RunLock:
 
 def _read_holder(fd):
     try:
-        raw = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+        raw = pc.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
         info = json.loads(raw)
         return "held by pid %s, run %s (%s) since %s on %s" % (
             info.get("pid"), info.get("run_id"), info.get("purpose"), info.get("since"), info.get("host"))
@@ -143,7 +145,7 @@ class Journal:
         fd = _open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, "journal")
         try:
             size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
+            if size and pc.pread(fd, 1, size - 1) != b"\n":
                 data = b"\n" + data  # the last line was torn (a crash mid-write): start a line of our own
             while data:
                 data = data[os.write(fd, data):]
@@ -194,16 +196,16 @@ def read_journal(path):
         if os.path.lexists(directory):
             sf.check_dir(directory, allow_sticky=False)
         fd = sf.open_nofollow(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return journal
     except sf.SafeFileError as exc:
         raise JournalError("Failed to read the journal: %s" % exc)
     except OSError as exc:
+        if pc.is_missing(exc):
+            return journal
         raise JournalError("Failed to read the journal %s: %s (run with become: true)" % (path, exc.strerror or exc))
     try:
         with os.fdopen(fd, "rb") as handle:
             raw = handle.read()
-    except OSError as exc:
+    except (IOError, OSError) as exc:
         raise JournalError("Failed to read the journal %s: %s (run with become: true)" % (path, exc.strerror or exc))
     for number, chunk in enumerate(raw.split(b"\n"), 1):
         text = chunk.decode("utf-8", "replace").strip()
@@ -267,7 +269,7 @@ def bad_lines_of(journal, run_id):
 
 def _id_order(record_id, run_id):
     """(pid, seq) from ``<run_id>/<pid>/<seq>``; None when the id is not of that shape."""
-    if not isinstance(record_id, str) or not record_id.startswith(run_id + "/"):
+    if not isinstance(record_id, string_types) or not record_id.startswith(run_id + "/"):
         return None
     parts = record_id[len(run_id) + 1:].split("/")
     if len(parts) != 2 or not all(part.isdigit() for part in parts):
@@ -287,13 +289,13 @@ def disordered_lines_of(journal, run_id):
         if record.get("run_id") != run_id or record.get("op") not in CHANGE_OPS or record.get("state") != "intent":
             continue
         record_id, at = record.get("id"), str(record.get("at", ""))
-        if isinstance(record_id, str) and record_id in seen:
+        if isinstance(record_id, string_types) and record_id in seen:
             if seen[record_id] == record:
                 continue
             if at <= str(seen[record_id].get("at", "")):
                 found.append(number)
                 continue
-        if isinstance(record_id, str):
+        if isinstance(record_id, string_types):
             seen[record_id] = record
         order = _id_order(record_id, run_id)
         if order is None or at < newest_at:

@@ -17,10 +17,10 @@ import os
 import re
 import select
 import signal
-import time
 
 from ansible_collections.oomguard.fleet.plugins.module_utils import dropins
 from ansible_collections.oomguard.fleet.plugins.module_utils import procfs
+from ansible_collections.oomguard.fleet.plugins.module_utils import pycompat as pc
 from ansible_collections.oomguard.fleet.plugins.module_utils import safefile as sf
 
 OOM_SCORE_ADJ_MIN = -1000
@@ -103,10 +103,12 @@ def dropin_content(value):
 def read_text(path):
     """File text, or None when the file does not exist."""
     try:
-        with open(path, "r", encoding="utf-8") as handle:
+        with pc.open_text(path) as handle:
             return handle.read()
-    except FileNotFoundError:
-        return None
+    except (IOError, OSError) as exc:
+        if pc.is_missing(exc):
+            return None
+        raise
 
 
 def has_cap_sys_resource(proc_path="/proc"):
@@ -131,7 +133,7 @@ def read_proc_file(base, name):
     try:
         with open(path, "rb") as handle:
             return handle.read()
-    except OSError as exc:
+    except (IOError, OSError) as exc:
         if exc.errno == errno.ESRCH or (exc.errno == errno.ENOENT and not os.path.isdir(base)):
             raise ProcessGone(path)
         if exc.errno in (errno.EACCES, errno.EPERM):
@@ -214,9 +216,9 @@ def bounded_matches(pattern, texts, seconds=CMDLINE_MATCH_SECONDS):
     os.close(write_fd)
     chunks, done = [], False
     try:
-        deadline = time.monotonic() + seconds
+        deadline = pc.monotonic() + seconds
         while True:
-            remaining = deadline - time.monotonic()
+            remaining = deadline - pc.monotonic()
             if remaining <= 0 or not select.select([read_fd], [], [], remaining)[0]:
                 raise _MatchTimeout()
             chunk = os.read(read_fd, 65536)
@@ -353,11 +355,11 @@ def read_dropin(path):
     if meta is None or meta["type"] not in ("file", "symlink"):
         return meta, None
     try:
-        with open(path, "r", encoding="utf-8", errors="replace") as handle:
+        with pc.open_text(path, errors="replace") as handle:
             return meta, handle.read()
-    except FileNotFoundError:
-        return meta, None  # a dangling symlink
-    except OSError as exc:
+    except (IOError, OSError) as exc:
+        if pc.is_missing(exc):
+            return meta, None  # a dangling symlink
         raise RemediationError("Failed to read %s: %s%s" % (path, exc.strerror or exc, BECOME_HINT if exc.errno in (errno.EACCES, errno.EPERM) else ""))
 
 
@@ -470,8 +472,9 @@ def write_dropin(path, content, previous_meta, selinux_module=None):
 def _unlink(path):
     try:
         os.unlink(path)  # unlink never follows a symlink
-    except FileNotFoundError:
-        pass
+    except OSError as exc:
+        if not pc.is_missing(exc):
+            raise
 
 
 def restore_file(path, content, remove_dir, meta=None, selinux_module=None):
@@ -511,15 +514,13 @@ def set_runtime(proc_path, item):
     if current is None or current["starttime"] != item["starttime"]:
         return "vanished"
     try:
-        with open(os.path.join(proc_path, str(item["pid"]), "oom_score_adj"), "w", encoding="utf-8") as handle:
-            handle.write("%d\n" % item["new"])
-    except (FileNotFoundError, ProcessLookupError):
-        return "vanished"
-    except PermissionError:
-        return "refused"
-    except OSError as exc:
-        if exc.errno == errno.ESRCH:
+        with open(os.path.join(proc_path, str(item["pid"]), "oom_score_adj"), "wb") as handle:
+            handle.write(("%d\n" % item["new"]).encode("ascii"))
+    except (IOError, OSError) as exc:  # the kernel's answer comes when the file is closed
+        if exc.errno in (errno.ENOENT, errno.ESRCH):
             return "vanished"
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return "refused"
         raise
     return "done"
 

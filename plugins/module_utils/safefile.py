@@ -39,6 +39,8 @@ import errno
 import os
 import stat
 
+from ansible_collections.oomguard.fleet.plugins.module_utils.pycompat import O_CLOEXEC, is_missing
+
 GROUP_WORLD_WRITE = stat.S_IWGRP | stat.S_IWOTH
 
 
@@ -109,7 +111,7 @@ def _make_dir(path, mode):
     """mkdir ``path`` and give it exactly ``mode`` through a descriptor (never via a path that may
     have been swapped for a symlink since)."""
     os.mkdir(path, mode)
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | O_CLOEXEC)
     try:
         os.fchmod(fd, mode)
     finally:
@@ -124,10 +126,10 @@ def ensure_dir(path, mode=0o700, allow_sticky=True):
     path = os.path.abspath(path)
     try:
         st = os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):  # the latter: a parent is a file; mkdir says so below
-        st = None
     except OSError as exc:
-        raise SafeFileError("Cannot inspect the directory %s: %s." % (path, _why(exc)))
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR):  # ENOTDIR: a parent is a file; mkdir says so below
+            raise SafeFileError("Cannot inspect the directory %s: %s." % (path, _why(exc)))
+        st = None
     if st is not None:
         _check_dir_stat(path, st, allow_sticky)
         return False
@@ -136,10 +138,10 @@ def ensure_dir(path, mode=0o700, allow_sticky=True):
         ensure_dir(parent, mode, allow_sticky)
     try:
         _make_dir(path, mode)
-    except FileExistsError:  # made by someone else meanwhile: not ours, check it like any other
-        check_dir(path, allow_sticky)
-        return False
     except OSError as exc:
+        if exc.errno == errno.EEXIST:  # made by someone else meanwhile: not ours, check it like any other
+            check_dir(path, allow_sticky)
+            return False
         raise SafeFileError("Failed to create the directory %s: %s; run with become: true or choose another path."
                             % (path, _why(exc)))
     check_dir(path, allow_sticky)
@@ -163,14 +165,16 @@ def open_nofollow(path, flags, mode=0o600):
     """``os.open(path, flags | O_NOFOLLOW | O_CLOEXEC, mode)`` that refuses what ``_check_file_stat`` refuses.
 
     With ``O_CREAT`` a new file gets exactly ``mode``; an existing file keeps its mode."""
-    flags |= os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK  # O_NONBLOCK: a FIFO planted at path must not hang the open
+    flags |= os.O_NOFOLLOW | O_CLOEXEC | os.O_NONBLOCK  # O_NONBLOCK: a FIFO planted at path must not hang the open
     created = False
     try:
         if flags & os.O_CREAT:
             try:
                 fd = os.open(path, flags | os.O_EXCL, mode)
                 created = True
-            except FileExistsError:
+            except OSError as exc:
+                if exc.errno != errno.EEXIST:
+                    raise
                 fd = os.open(path, flags & ~os.O_CREAT, mode)
         else:
             fd = os.open(path, flags, mode)
@@ -197,8 +201,10 @@ def read_meta(path):
     {type: file|symlink|directory|special file, mode, uid, gid, target (symlink only, else None)}."""
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
-        return None
+    except OSError as exc:
+        if is_missing(exc):
+            return None
+        raise
     return {"type": _kind(st.st_mode), "mode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid,
             "target": os.readlink(path) if stat.S_ISLNK(st.st_mode) else None}
 
@@ -206,7 +212,7 @@ def read_meta(path):
 def restore_meta(path, meta):
     """Put back the mode and owner of a regular file (``meta`` from ``read_meta``), without following a symlink."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
         raise SafeFileError("Failed to restore the mode and owner of %s: %s." % (path, _why(exc)))
     try:
@@ -225,7 +231,7 @@ def _temp_name(path):
 
 
 def fsync_dir(directory):
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:
@@ -236,8 +242,10 @@ def _existing(path, what):
     """lstat of the file about to be replaced (None when absent); refuse a symlink or a non-regular file."""
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
-        return None
+    except OSError as exc:
+        if is_missing(exc):
+            return None
+        raise
     if stat.S_ISLNK(st.st_mode):
         raise SafeFileError("%s is a symlink (to %s); it is not replaced. Remove the symlink, or point the path at the "
                             "file it names, then run again." % (path, _symlink_target(path)))
@@ -277,7 +285,7 @@ def write_atomic(path, data, mode=0o644, dir_mode=0o755, keep_metadata=True, sel
     tmp = _temp_name(path)
     fd = None
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | O_CLOEXEC, 0o600)
         _write_all(fd, data)
         os.fsync(fd)
         if meta is not None and meta.get("type") == "file":
@@ -318,7 +326,9 @@ def make_symlink(path, target, dir_mode=0o755):
     tmp = _temp_name(path)
     try:
         existing = os.lstat(path)
-    except FileNotFoundError:
+    except OSError as exc:
+        if not is_missing(exc):
+            raise
         existing = None
     if existing is not None and not (stat.S_ISREG(existing.st_mode) or stat.S_ISLNK(existing.st_mode)):
         raise SafeFileError("%s is a %s; it is not replaced by a symlink. Move it away, then run again." % (path, _kind(existing.st_mode)))

@@ -19,6 +19,7 @@ from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import (
 )
 from ansible_collections.oomguard.fleet.plugins.module_utils.oom_facts import read_meminfo, read_text
 from ansible_collections.oomguard.fleet.plugins.module_utils import safefile as sf
+from ansible_collections.oomguard.fleet.plugins.module_utils.pycompat import UTC, utc_now
 
 SCHEMA = 1
 DEFAULT_BASELINE_PATH = "/var/lib/oomguard/slabinfo-baseline.json"
@@ -30,7 +31,7 @@ class BaselineError(OomguardError):
 
 
 def utcnow():
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    return utc_now().replace(microsecond=0)
 
 
 def _iso(when):
@@ -38,7 +39,7 @@ def _iso(when):
 
 
 def _parse_iso(text):
-    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def _boot_id(proc_path):

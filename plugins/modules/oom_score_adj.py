@@ -288,7 +288,7 @@ def main():
         the_plan = select_and_plan(params, result)
     except rem.RemediationError as exc:
         module.fail_json(msg=str(exc), **result)
-    except OSError as exc:
+    except (IOError, OSError) as exc:
         module.fail_json(msg="Failed to read %s: %s (run with become: true if it is a permission problem)"
                          % (exc.filename or params["proc_path"], exc.strerror or exc), **result)
     if the_plan["overridden"]:
