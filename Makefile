@@ -68,4 +68,4 @@ bench: bootstrap
 	@for b in tests/bench/bench_*.py; do $(VENV)/bin/python "$$b" || exit 1; done
 
 clean:
-	rm -rf .build tests/output artifacts .venv-compat .venv-galaxy
+	rm -rf .build tests/output artifacts .venv-compat .venv-galaxy .venv-inventory
