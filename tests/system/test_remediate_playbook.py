@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 
@@ -104,3 +105,23 @@ def test_remediate_playbook_then_rollback(tmp_path, ecs):
     # ansible-core 2.16 to 2.18 wrap warnings at 80 columns: at a space or after a hyphen.
     warnings = re.sub(r"-\n", "-", proc.stderr).replace("\n", " ")
     assert "web02/state/journal.jsonl records no change for run " + RUN_ID in warnings
+
+
+def test_an_unreachable_host_is_unreachable_and_unknown_and_the_others_go_on(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    web02 = dict(host_vars(tmp_path, "web02"), oomguard_snapshot_enabled=False)
+    lost = {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": port, "ansible_user": "nobody",
+            "ansible_ssh_timeout": 5}
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(json.dumps({"all": {"children": {"fleet": {"hosts": {"web02": web02, "lost01": lost}}}}}))
+    report_dir = tmp_path / "report"
+    proc = run(tmp_path, "remediate.yml", inventory, "-e", "oomguard_hosts=fleet", "-e", "oomguard_report_dir=%s" % report_dir)
+    assert proc.returncode == 4, proc.stdout[-4000:] + proc.stderr[-2000:]   # docs/report.md, "Exit codes"
+    assert re.search(r"lost01 +: ok=\d+ +changed=\d+ +unreachable=1 +failed=0 ", proc.stdout), proc.stdout[-2000:]
+    assert re.search(r"web02 +: ok=\d+ +changed=\d+ +unreachable=0 +failed=0 ", proc.stdout), proc.stdout[-2000:]
+    report = json.loads((report_dir / "oomguard-report.json").read_text())
+    levels = dict((h["host"], (h["level"], h["reason"] or "")) for h in report["hosts"])
+    assert levels["lost01"][0] == "unknown" and levels["lost01"][1].startswith("host unreachable: "), levels
+    assert levels["web02"][0] == "critical"     # flagged (mode flag), judged as usual
