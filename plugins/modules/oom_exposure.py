@@ -13,6 +13,10 @@ description:
   - Runs M(oomguard.fleet.oom_score_facts) on the host (one round trip, the same options), judges the facts on the
     controller with the rules of the P(oomguard.fleet.exposure#filter) filter, and returns both as facts -
     C(ansible_facts.oom), C(ansible_facts.slabinfo), C(ansible_facts.oom_evidence) and C(oomguard_exposure).
+  - Read the verdict as C(ansible_facts.oomguard_exposure) or from the registered result, not as the top-level
+    C(oomguard_exposure) fact - that one exists only through C(inject_facts_as_vars), whose default is deprecated
+    from ansible-core 2.20 (reading it warns) and off from 2.24. The role M(oomguard.fleet.assess) sets
+    C(oomguard_exposure) as a plain host variable with C(set_fact).
   - Does in one task per host what M(oomguard.fleet.oom_score_facts), a C(set_fact) with the filter and a
     C(debug) of the verdict do in three; the C(oomguard.fleet.assess) role uses it.
   - Prints the host's summary line and one line per finding in the play output. The raw facts are kept off the
