@@ -510,23 +510,30 @@ def _victims_text(kills):
     return "; victims: %s" % ", ".join("%s x%s" % (v.get("name"), v.get("count", 1)) for v in victims[:5])
 
 
+def _window_text(since_days):
+    """The evidence window in words: evidence_days 0 (or unknown) means no time bound."""
+    if since_days:
+        return "in the last %s days" % since_days
+    return "in all the logs the host keeps (no time bound)"
+
+
 def rule_hist(evidence):
     findings = []
     panics = evidence.get("panics") or {}
     kills = evidence.get("oom_kills") or {}
-    window = evidence.get("since_days")
+    window = _window_text(evidence.get("since_days"))
     read = [s.get("name") for s in evidence.get("sources") or [] if s.get("read")]
     where = " (read: %s)" % ", ".join(read) if read else ""
     if panics.get("count"):
         findings.append(_finding("HIST001", "critical", (
-            "The host already hit the no-killable-processes OOM panic: %d time(s) in the last %s days, newest %s "
+            "The host already hit the no-killable-processes OOM panic: %d time(s) %s, newest %s "
             "('Out of memory and no killable processes' x%d, 'System is deadlocked on memory' x%d)%s" % (
                 panics["count"], window, panics.get("newest_at") or "at an unknown time",
                 panics.get("no_killable_count", 0), panics.get("deadlocked_count", 0), where))))
     if kills.get("count"):
         global_count = kills["count"] - (kills.get("memcg_count") or 0)
         findings.append(_finding("HIST002", "medium" if global_count > 0 else "low", (
-            "The OOM killer fired %d time(s) in the last %s days (%d system-wide, %d in memory cgroups), newest %s%s%s" % (
+            "The OOM killer fired %d time(s) %s (%d system-wide, %d in memory cgroups), newest %s%s%s" % (
                 kills["count"], window, global_count, kills.get("memcg_count") or 0,
                 kills.get("newest_at") or "at an unknown time", _victims_text(kills), where))))
     return findings

@@ -51,3 +51,11 @@ def test_the_seed_host_is_judged_a_slab_leak_that_already_panicked(tmp_path):
     # The kernel leaks into slab (SUnreclaim above every LRU page), nothing killable is left, the panic is on record,
     # and kernel.panic 0 leaves the host hung. The two -1000 daemons hold 1.4 MiB: not the cause (no OOM001).
     assert found == {"SLAB001": "critical", "OOM003": "critical", "HIST001": "critical", "PANIC002": "medium"}
+
+
+def test_evidence_without_a_time_bound_is_worded_so(tmp_path):
+    """evidence_days 0 means no time bound: the finding says so, not "in the last 0 days"."""
+    result = ex.assess(facts_of(centos7_host(tmp_path)), host="centos7")
+    message = [f["message"] for f in result["findings"] if f["id"] == "HIST001"][0]
+    assert "1 time(s) in all the logs the host keeps (no time bound), newest 2026-11-28T03:04:05Z" in message
+    assert "last 0 days" not in message
