@@ -10,7 +10,7 @@ export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
 export PYTHONPATH := $(TOP)/.build/collections
 PYTEST := $(VENV)/bin/python -m pytest -p no:cacheprovider --import-mode=importlib
 
-.PHONY: demo test check bootstrap bootstrap-demo unit system lab sanity units lint galaxy molecule compat bench clean
+.PHONY: demo test check bootstrap bootstrap-demo unit system pythons lab sanity units lint galaxy molecule compat bench clean
 
 bootstrap:
 	@scripts/bootstrap.sh test
@@ -22,7 +22,7 @@ demo: bootstrap-demo
 	@scripts/demo.sh
 
 test: bootstrap
-	$(MAKE) unit system lab sanity units lint galaxy molecule compat
+	$(MAKE) unit system pythons lab sanity units lint galaxy molecule compat
 	@echo "make test: all suites passed"
 
 # The fast inner loop for developers: unit tests, lint, and sanity of the files changed since HEAD.
@@ -36,7 +36,14 @@ unit:
 	$(PYTEST) -q tests/unit
 
 system:
-	$(PYTEST) -q tests/system --ignore=tests/system/test_panic_lab.py
+	$(PYTEST) -q tests/system --ignore=tests/system/test_panic_lab.py --ignore=tests/system/test_target_pythons.py
+
+# The host-side modules on every target Python the supported ansible-cores admit (pyenv's 2.7 to 3.10,
+# one play each, 2.7/3.6 under ansible-core 2.16, 3.7 under 2.17), and ansible-test's compile and
+# import tests on those Pythons. About 4 minutes once the venvs exist (docs/testing.md, "Target Pythons").
+pythons: bootstrap
+	scripts/sanity-targets.sh
+	$(PYTEST) -q tests/system/test_target_pythons.py
 
 # The panic lab: a real kernel under qemu panics, then the collection prevents it (docs/lab.md).
 # Needs root; the guest image is cached in $OOMGUARD_LAB_CACHE or ~/.cache/oomguard-lab.

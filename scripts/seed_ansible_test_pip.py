@@ -2,7 +2,11 @@
 
 ansible-test downloads ``get-pip-<version>.py`` from a host that may be unreachable.
 It caches that script under ``~/.ansible/test/cache/``; this writes a stand-in there that
-installs the same pip version from a wheel fetched through the normal package index.
+installs the same pip version (and the setuptools and wheel older ansible-tests pin beside it)
+from wheels fetched through the normal package index.
+
+Usage: seed_ansible_test_pip.py [PYTHON_VERSION ...]   (default: the version of the Python running it;
+name the target Pythons of a sanity run, e.g. 2.7 3.6)
 """
 
 import pathlib
@@ -24,21 +28,28 @@ sys.exit(main(["install", "--upgrade", "--force-reinstall", "--no-index",
 '''
 
 
-def main():
+def seed(python_version):
     from ansible_test._internal import python_requirements
 
-    version = python_requirements.get_venv_packages(
-        type('Py', (), {'version': '%d.%d' % sys.version_info[:2]})())['pip']
+    packages = python_requirements.get_venv_packages(type('Py', (), {'version': python_version})())
+    version = packages['pip']
+    wanted = sorted('%s==%s' % (name, pin) for name, pin in packages.items() if pin)
     cache = pathlib.Path.home() / '.ansible' / 'test' / 'cache'
     wheels = cache / ('pip-wheels-%s' % version)
     script = cache / ('get_pip_%s.py' % version.replace('.', '_'))
-    if script.exists() and list(wheels.glob('pip-*.whl')):
+    have = set(path.name.split('-')[0].lower() + '==' + path.name.split('-')[1] for path in wheels.glob('*.whl'))
+    if script.exists() and set(wanted) <= have:
         return
     wheels.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, '-m', 'pip', 'download', '-q', '--no-deps', '--only-binary=:all:',
-                    '-d', str(wheels), 'pip==%s' % version], check=True)
+                    '-d', str(wheels)] + wanted, check=True)
     script.write_text(STAND_IN.format(wheels=str(wheels)))
-    print('seeded %s' % script)
+    print('seeded %s (%s)' % (script, ', '.join(wanted)))
+
+
+def main():
+    for python_version in sys.argv[1:] or ['%d.%d' % sys.version_info[:2]]:
+        seed(python_version)
 
 
 if __name__ == '__main__':
