@@ -7,8 +7,9 @@ One play per interpreter, through the real ``ansible-playbook`` of the newest an
 still manages it (``ansible_python_interpreter`` = pyenv's CPython): 2.7 and 3.6 under 2.16 (the
 last core for CentOS 7's and RHEL 8's system Pythons), 3.7 under 2.17, 3.8+ under the pinned core.
 Each play runs oom_score_facts (all subsets) and slabinfo_facts on the seed's CentOS 7 host
-(``tests/unit/centos7_tree.py``) and on this host, then oom_score_adj (runtime and a systemd
-drop-in, journalled) and oom_rollback on that tree and on a live process.
+(``tests/unit/centos7_tree.py``) and on this host, the assess role on that tree, then
+oom_score_adj (runtime and a systemd drop-in, journalled) and oom_rollback on that tree and on a
+live process.
 
 The 2.16 and 2.17 venvs are scripts/compat.sh's (``.venv-compat/<version>``, built here with
 COMPAT_BUILD_ONLY=1 when missing or stale).
@@ -85,6 +86,16 @@ PLAY = """
         baseline_path: "{{ work }}/live-state/slab-baseline.json"
       register: live_slab
       ignore_errors: true
+    - name: The assess role on the CentOS 7 tree
+      ansible.builtin.include_role:
+        name: oomguard.fleet.assess
+      vars:
+        oomguard_assess_proc_path: "{{ tree }}/proc"
+        oomguard_assess_sys_path: "{{ tree }}/sys"
+        oomguard_assess_evidence_root: "{{ tree }}"
+        oomguard_assess_evidence_days: 0
+        oomguard_assess_slab_baseline_path: "{{ work }}/tree-state/role-slab-baseline.json"
+        oomguard_assess_results_dir: "{{ work }}/assess-results"
     - name: sshd from -1000 to 0 on the tree, persisted through a drop-in
       oomguard.fleet.oom_score_adj:
         proc_path: "{{ tree }}/proc"
@@ -143,7 +154,8 @@ PLAY = """
         content: >-
           {{ {'tree_facts': tree_facts, 'tree_slab': tree_slab, 'live_facts': live_facts, 'live_slab': live_slab,
               'tree_adj': tree_adj, 'tree_adj_file': tree_adj_file, 'tree_rollback': tree_rollback, 'locked_adj': locked_adj,
-              'live_adj': live_adj, 'live_adj_file': live_adj_file, 'live_rollback': live_rollback} | to_json }}
+              'live_adj': live_adj, 'live_adj_file': live_adj_file, 'live_rollback': live_rollback,
+              'role_exposure': oomguard_exposure} | to_json }}
 """
 
 _VENVS = {}
@@ -256,6 +268,8 @@ def test_host_side_modules_on_target_python(pyenv_version, core_minor, tmp_path,
     verdict = ex.assess(facts, host="centos7")
     assert verdict["level"] == "critical"
     assert sorted(f["id"] for f in verdict["findings"]) == ["HIST001", "OOM003", "PANIC002", "SLAB001"]
+    role = results["role_exposure"]  # the assess role, its modules on this Python
+    assert (role["level"], sorted(f["id"] for f in role["findings"])) == (verdict["level"], ["HIST001", "OOM003", "PANIC002", "SLAB001"])
     growth = results["tree_slab"]["ansible_facts"]["slabinfo"]["growth"]
     assert growth["baseline"] is True and growth["caches"] == []
 
