@@ -47,9 +47,13 @@ pythons: bootstrap
 
 # The panic lab: a real kernel under qemu panics, then the collection prevents it (docs/lab.md).
 # Needs root; the guest image is cached in $OOMGUARD_LAB_CACHE or ~/.cache/oomguard-lab.
+# Each run keeps its guests' temporary directories in a directory of its own, checked empty after.
 lab: bootstrap
-	$(PYTEST) -q -s tests/system/test_panic_lab.py
-	@$(VENV)/bin/python tests/harness/vm.py leftovers >/dev/null || { echo "make lab: leftovers:"; $(VENV)/bin/python tests/harness/vm.py leftovers; exit 1; }
+	@export OOMGUARD_LAB_TMP=$$(mktemp -d /tmp/oomguard-lab.XXXXXX); \
+	$(PYTEST) -q -s tests/system/test_panic_lab.py; rc=$$?; \
+	left=$$($(VENV)/bin/python tests/harness/vm.py leftovers); \
+	rmdir "$$OOMGUARD_LAB_TMP" 2>/dev/null; \
+	if [ -n "$$left" ]; then echo "make lab: leftovers:"; echo "$$left"; exit 1; fi; exit $$rc
 
 sanity:
 	scripts/ansible-test.sh sanity

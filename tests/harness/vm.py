@@ -72,6 +72,7 @@ TOOLS = ('debootstrap', 'mkfs.ext4', 'qemu-system-x86_64', 'qemu-img', 'ssh', 's
 SPIKE_TRIGGER = '/run/ballast.spike'
 PANIC_LINES = ('Out of memory and no killable processes', 'Kernel panic - not syncing: System is deadlocked on memory')
 CACHE_ENV = 'OOMGUARD_LAB_CACHE'
+TMP_ENV = 'OOMGUARD_LAB_TMP'
 KERNEL_READY = 'Run /init as init process'
 
 BALLAST = r'''#!/usr/bin/python3
@@ -443,7 +444,7 @@ class Guest:
         if missing:
             raise VMError('missing tools: %s (run scripts/bootstrap.sh)' % ', '.join(missing))
         if self.state is None:
-            self.state = tempfile.mkdtemp(prefix='oomguard-vm-')
+            self.state = tempfile.mkdtemp(prefix='oomguard-vm-', dir=lab_tmp())
             self.owns_state = True
         else:
             os.makedirs(self.state, exist_ok=True)
@@ -655,18 +656,35 @@ class Guest:
         with open(self.inventory_path, 'w') as handle:
             handle.write(self.inventory_text())
 
-    def inventory_text(self, group='lab', name='lab', extra=''):
+    def inventory_text(self, group='guests', name='lab', extra=''):
         return ('[%s]\n%s ansible_host=127.0.0.1 ansible_port=%d ansible_user=root ansible_ssh_private_key_file=%s '
                 'ansible_python_interpreter=/usr/bin/python3 '
                 "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null' %s\n" % (
                     group, name, self.port or 0, self.image.key, extra))
 
 
+def lab_tmp():
+    """Where guests without a state directory put theirs: ``$OOMGUARD_LAB_TMP`` (``make lab`` gives
+    each run its own, so that concurrent runs do not see each other's guests) or the temp dir."""
+    return os.environ.get(TMP_ENV) or tempfile.gettempdir()
+
+
+def _build_running(root):
+    try:
+        with open(os.path.join(root, '.lock'), 'a+') as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+
+
 def leftovers(state=None):
     """What lab runs left behind: qemu processes of the lab and their directories, half-built
-    images. With ``state``, only what belongs to that state directory; without, what belongs to
-    the temporary directories ``Guest`` makes (``oomguard-vm-*``)."""
-    prefix = os.path.abspath(state) + os.sep if state else os.path.join(tempfile.gettempdir(), 'oomguard-vm-')
+    images (not one being built now). With ``state``, only what belongs to that state directory;
+    without, what belongs to the temporary directories ``Guest`` makes (``oomguard-vm-*`` in
+    ``lab_tmp()``)."""
+    prefix = os.path.abspath(state) + os.sep if state else os.path.join(lab_tmp(), 'oomguard-vm-')
     found = []
     for pid in os.listdir('/proc'):
         if not pid.isdigit():
@@ -683,10 +701,10 @@ def leftovers(state=None):
     if state:
         found.extend(os.path.join(state, n) for n in ('state.json', 'overlay.qcow2') if os.path.exists(os.path.join(state, n)))
     else:
-        tmp = tempfile.gettempdir()
+        tmp = lab_tmp()
         found.extend(os.path.join(tmp, n) for n in os.listdir(tmp) if n.startswith('oomguard-vm-'))
     root = cache_root()
-    if os.path.isdir(root):
+    if os.path.isdir(root) and not _build_running(root):
         found.extend(os.path.join(root, n) for n in os.listdir(root) if n.startswith('.build-'))
     return found
 
