@@ -5,13 +5,14 @@
 
 One play per interpreter, through the real ``ansible-playbook`` of the newest ansible-core that
 still manages it (``ansible_python_interpreter`` = pyenv's CPython): 2.7 and 3.6 under 2.16 (the
-last core for CentOS 7's and RHEL 8's system Pythons), 3.7 under 2.17, 3.8+ under the pinned core.
+last core for CentOS 7's and RHEL 8's system Pythons), 3.7 under 2.17, 3.8 under the pinned core
+(2.19, the last for 3.8), 3.9 and 3.10 under the newest core in tests/compat/versions.
 Each play runs oom_score_facts (all subsets) and slabinfo_facts on the seed's CentOS 7 host
 (``tests/unit/centos7_tree.py``) and on this host, the assess role on that tree, then
 oom_score_adj (runtime and a systemd drop-in, journalled) and oom_rollback on that tree and on a
 live process.
 
-The 2.16 and 2.17 venvs are scripts/compat.sh's (``.venv-compat/<version>``, built here with
+The other cores' venvs are scripts/compat.sh's (``.venv-compat/<version>``, built here with
 COMPAT_BUILD_ONLY=1 when missing or stale).
 """
 
@@ -36,14 +37,16 @@ from ansible_collections.oomguard.fleet.tests.unit.centos7_tree import centos7_h
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PYENV = os.path.join(os.path.expanduser("~"), ".pyenv", "versions")
 
-# (pyenv version, ansible-core minor that runs it; None: the pinned core of .venv)
+# (pyenv version, ansible-core minor that runs it; None: the pinned core of .venv; NEWEST: the last
+# line of tests/compat/versions)
+NEWEST = "newest"
 MATRIX = [
     ("2.7.18", "2.16"),
     ("3.6.15", "2.16"),
     ("3.7.16", "2.17"),
     ("3.8.18", None),
-    ("3.9.18", None),
-    ("3.10.13", None),
+    ("3.9.18", NEWEST),
+    ("3.10.13", NEWEST),
 ]
 
 PLAY = """
@@ -162,9 +165,10 @@ _VENVS = {}
 
 
 def compat_version(minor):
-    """The patch release of ``minor`` in tests/compat/versions."""
+    """The patch release of ``minor`` (or the NEWEST release) in tests/compat/versions."""
     with open(os.path.join(TOP, "tests", "compat", "versions"), encoding="utf-8") as handle:
-        found = [line.split()[0] for line in handle if line.startswith(minor + ".")]  # "VERSION [PYTHON]"
+        listed = [line.split()[0] for line in handle if line.strip() and not line.startswith("#")]  # "VERSION [PYTHON]"
+    found = listed[-1:] if minor == NEWEST else [version for version in listed if version.startswith(minor + ".")]
     assert found, "tests/compat/versions lists no ansible-core %s; the target-Python matrix needs it" % minor
     return found[-1]
 
