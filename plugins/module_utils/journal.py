@@ -23,8 +23,6 @@ import re
 import signal
 import socket
 
-from ansible.module_utils.six import string_types
-
 from ansible_collections.oomguard.fleet.plugins.module_utils import pycompat as pc
 from ansible_collections.oomguard.fleet.plugins.module_utils import safefile as sf
 
@@ -269,7 +267,7 @@ def bad_lines_of(journal, run_id):
 
 def _id_order(record_id, run_id):
     """(pid, seq) from ``<run_id>/<pid>/<seq>``; None when the id is not of that shape."""
-    if not isinstance(record_id, string_types) or not record_id.startswith(run_id + "/"):
+    if not isinstance(record_id, pc.STRING_TYPES) or not record_id.startswith(run_id + "/"):
         return None
     parts = record_id[len(run_id) + 1:].split("/")
     if len(parts) != 2 or not all(part.isdigit() for part in parts):
@@ -289,13 +287,13 @@ def disordered_lines_of(journal, run_id):
         if record.get("run_id") != run_id or record.get("op") not in CHANGE_OPS or record.get("state") != "intent":
             continue
         record_id, at = record.get("id"), str(record.get("at", ""))
-        if isinstance(record_id, string_types) and record_id in seen:
+        if isinstance(record_id, pc.STRING_TYPES) and record_id in seen:
             if seen[record_id] == record:
                 continue
             if at <= str(seen[record_id].get("at", "")):
                 found.append(number)
                 continue
-        if isinstance(record_id, string_types):
+        if isinstance(record_id, pc.STRING_TYPES):
             seen[record_id] = record
         order = _id_order(record_id, run_id)
         if order is None or at < newest_at:

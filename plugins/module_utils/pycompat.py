@@ -35,6 +35,9 @@ class Utc(datetime.tzinfo):
 
 
 UTC = datetime.timezone.utc if hasattr(datetime, "timezone") else Utc()
+# Text of either kind: (unicode, str) on Python 2, (str,) in effect on Python 3. Not six's
+# string_types: ansible-core 2.21's sanity (pylint ansible-bad-import-from) refuses that import.
+STRING_TYPES = (type(u""), type(""))
 # Linux's value where the os module does not name it (Python 2).
 LINUX_O_CLOEXEC = 0o2000000
 O_CLOEXEC = getattr(os, "O_CLOEXEC", LINUX_O_CLOEXEC)

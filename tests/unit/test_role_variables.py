@@ -118,8 +118,7 @@ def _tasks(items):
             continue
         yield task
         for key in ("block", "rescue", "always"):
-            for inner in _tasks(task.get(key)):
-                yield inner
+            yield from _tasks(task.get(key))
 
 
 _JINJA = re.compile(r"\{\{(.*?)\}\}|\{%(.*?)%\}", re.S)
@@ -134,12 +133,10 @@ def _strings(value, bare=False):
             yield match.group(1) if match.group(1) is not None else match.group(2)
     elif isinstance(value, dict):
         for key, item in value.items():
-            for text in _strings(item, bare or key in CONDITIONS):
-                yield text
+            yield from _strings(item, bare or key in CONDITIONS)
     elif isinstance(value, list):
         for item in value:
-            for text in _strings(item, bare):
-                yield text
+            yield from _strings(item, bare)
 
 
 def uses(role, name):

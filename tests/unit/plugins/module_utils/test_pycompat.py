@@ -22,6 +22,23 @@ def test_utc_stand_in_is_utc():
     assert pc.UTC is datetime.timezone.utc
 
 
+def test_string_types_are_text_not_bytes():
+    assert isinstance("run/1", pc.STRING_TYPES) and not isinstance(b"run/1", pc.STRING_TYPES)
+    assert not isinstance(1, pc.STRING_TYPES)
+
+
+def test_host_side_module_utils_do_not_import_six():
+    """ansible-core 2.21's sanity (pylint ansible-bad-import-from) refuses six's names: pycompat has them."""
+    here = os.path.dirname(os.path.abspath(pc.__file__))
+    offenders = []
+    for name in sorted(os.listdir(here)):
+        if name.endswith(".py"):
+            with open(os.path.join(here, name), encoding="utf-8") as handle:
+                if "module_utils.six import" in handle.read():
+                    offenders.append(name)
+    assert offenders == []
+
+
 def test_utc_now_is_aware_and_current():
     now = pc.utc_now()
     assert now.tzinfo is not None and abs((now - datetime.datetime.now(datetime.timezone.utc)).total_seconds()) < 5
