@@ -131,6 +131,16 @@ PLAY = """
         value: 0
       register: locked_adj
       ignore_errors: true
+    - name: Select the live process by command line, in check mode with a diff
+      oomguard.fleet.oom_score_adj:
+        cmdline: "^sleep 300$"
+        value: 500
+        root: "{{ work }}/live-root"
+        journal: "{{ live_journal }}"
+      check_mode: true
+      diff: true
+      register: live_check
+      ignore_errors: true
     - name: Raise a live process
       oomguard.fleet.oom_score_adj:
         pid: "{{ sleeper }}"
@@ -157,7 +167,7 @@ PLAY = """
         content: >-
           {{ {'tree_facts': tree_facts, 'tree_slab': tree_slab, 'live_facts': live_facts, 'live_slab': live_slab,
               'tree_adj': tree_adj, 'tree_adj_file': tree_adj_file, 'tree_rollback': tree_rollback, 'locked_adj': locked_adj,
-              'live_adj': live_adj, 'live_adj_file': live_adj_file, 'live_rollback': live_rollback,
+              'live_adj': live_adj, 'live_adj_file': live_adj_file, 'live_rollback': live_rollback, 'live_check': live_check,
               'role_exposure': oomguard_exposure} | to_json }}
 """
 
@@ -257,7 +267,7 @@ def test_host_side_modules_on_target_python(pyenv_version, core_minor, tmp_path,
 
     results, output = run_play(venv, python, tmp_path, sleeper)
     assert_ok(results, "tree_facts", "tree_slab", "live_facts", "live_slab", "tree_adj", "tree_adj_file", "tree_rollback",
-              "live_adj", "live_adj_file", "live_rollback")
+              "live_check", "live_adj", "live_adj_file", "live_rollback")
     assert "[DEPRECATION WARNING]" not in output and "discovered Python" not in output, output[-3000:]
 
     # The CentOS 7 tree: the same facts as read here, and the same verdict.
@@ -304,6 +314,12 @@ def test_host_side_modules_on_target_python(pyenv_version, core_minor, tmp_path,
     locked = results["locked_adj"]
     assert locked.get("failed") is True and locked["changed"] is False, locked
     assert "Another oomguard run holds the lock" in locked["msg"] and "held by pid %d" % os.getpid() in locked["msg"]
+
+    # The cmdline selector (a regular expression matched in a forked child) finds the live process; check mode
+    # changes nothing and writes no journal.
+    check = results["live_check"]
+    assert check["changed"] is True and sleeper in [p["pid"] for p in check["matched"]]
+    assert "pid %d (sleep) oom_score_adj" % sleeper in [d["before_header"] for d in check["diff"]]
 
     # The live process: raised to 500, then back to 0.
     assert results["live_adj"]["changed"] is True and slurped(results["live_adj_file"]) == "500"
