@@ -338,10 +338,16 @@ def test_audit_exit_codes_and_report_of_lost_hosts(tmp_path, hosts, fail_on, cod
     inventory = tmp_path / "inventory.yml"
     inventory.write_text("all:\n  hosts:\n" + "".join(lines[h] for h in hosts))
     report_dir = tmp_path / "report"
-    variables = base_vars(tmp_path, "unused", oomguard_report_dir=str(report_dir), oomguard_report_fail_on=fail_on)
+    results = tmp_path / "results"
+    variables = base_vars(tmp_path, "unused", oomguard_report_dir=str(report_dir), oomguard_report_fail_on=fail_on,
+                          oomguard_assess_results_dir=str(results))
     del variables["oomguard_assess_proc_path"]
     proc = audit(tmp_path, inventory, variables)
     assert proc.returncode == code, proc.stdout[-3000:] + proc.stderr[-2000:]
+    # One run id for every audited host (set once, on an audited host, never skipped on localhost).
+    run_ids = set(json.loads((results / name).read_text())["run_id"] for name in os.listdir(str(results)))
+    assert len(run_ids) == 1 and run_ids.pop().startswith("oomguard-"), run_ids
+    assert "localhost.json" not in os.listdir(str(results))
     report = json.loads((report_dir / "oomguard-report.json").read_text())
     levels = dict((h["host"], (h["level"], h["reason"])) for h in report["hosts"])
     if "good" in hosts:
