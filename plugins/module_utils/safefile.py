@@ -196,15 +196,22 @@ def open_nofollow(path, flags, mode=0o600):
     return fd
 
 
-def read_meta(path):
-    """lstat facts to journal before changing ``path``: None when absent, else
-    {type: file|symlink|directory|special file, mode, uid, gid, target (symlink only, else None)}."""
+def _lstat_or_none(path):
+    """``os.lstat(path)``, or None when nothing is there."""
     try:
-        st = os.lstat(path)
+        return os.lstat(path)
     except OSError as exc:
         if is_missing(exc):
             return None
         raise
+
+
+def read_meta(path):
+    """lstat facts to journal before changing ``path``: None when absent, else
+    {type: file|symlink|directory|special file, mode, uid, gid, target (symlink only, else None)}."""
+    st = _lstat_or_none(path)
+    if st is None:
+        return None
     return {"type": _kind(st.st_mode), "mode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid,
             "target": os.readlink(path) if stat.S_ISLNK(st.st_mode) else None}
 
@@ -240,12 +247,9 @@ def fsync_dir(directory):
 
 def _existing(path, what):
     """lstat of the file about to be replaced (None when absent); refuse a symlink or a non-regular file."""
-    try:
-        st = os.lstat(path)
-    except OSError as exc:
-        if is_missing(exc):
-            return None
-        raise
+    st = _lstat_or_none(path)
+    if st is None:
+        return None
     if stat.S_ISLNK(st.st_mode):
         raise SafeFileError("%s is a symlink (to %s); it is not replaced. Remove the symlink, or point the path at the "
                             "file it names, then run again." % (path, _symlink_target(path)))
