@@ -8,7 +8,8 @@ Sources, each optional (a missing one is recorded, never an error):
 - the journal's kernel messages across boots (``journalctl _TRANSPORT=kernel``; ``-k``
   alone would mean the current boot only), through an injectable ``run_command``;
 - ``/var/log/kern.log`` and ``/var/log/messages`` (and their ``.1`` rotations);
-- ``/sys/fs/pstore`` (the kernel log saved by a crash);
+- ``/sys/fs/pstore`` (the kernel log saved by a crash) and ``/var/lib/systemd/pstore``, where
+  systemd-pstore.service moves it at boot;
 - kdump's ``/var/crash/*/vmcore-dmesg.txt`` (and Debian kdump-tools' ``dmesg.*``).
 
 Reading is bounded: only entries from the last ``since_days`` days, and at most
@@ -316,6 +317,24 @@ def read_journal(root, since, max_bytes, run_command, journalctl, events):
     return record
 
 
+# systemd-pstore.service (systemd 243+, on by default where systemd ships it) moves what the
+# kernel left in /sys/fs/pstore here at boot: one directory per crash, named by its record id,
+# with the console log reassembled as dmesg.txt beside the raw dmesg-* parts.
+SYSTEMD_PSTORE_DIR = os.path.join("var", "lib", "systemd", "pstore")
+
+
+def systemd_pstore_files(directory):
+    """The console logs systemd-pstore archived: each crash directory's dmesg.txt, else its raw
+    dmesg-* parts (an archive made without reassembly), and dmesg-* files left at the top."""
+    paths = sorted(glob.glob(os.path.join(directory, "dmesg-*")))
+    for crash in sorted(glob.glob(os.path.join(directory, "*"))):
+        if not os.path.isdir(crash):
+            continue
+        whole = os.path.join(crash, "dmesg.txt")
+        paths.extend([whole] if os.path.isfile(whole) else sorted(glob.glob(os.path.join(crash, "dmesg-*"))))
+    return [p for p in paths if os.path.isfile(p)]
+
+
 def gather_evidence(root="/", since_days=DEFAULT_SINCE_DAYS, max_bytes=DEFAULT_MAX_BYTES, run_command=None,
                     journalctl=None, now=None, max_victims=MAX_VICTIMS, max_events=MAX_EVENTS):
     """``ansible_facts.oom_evidence`` for the host (or fixture tree) at ``root``.
@@ -338,9 +357,11 @@ def gather_evidence(root="/", since_days=DEFAULT_SINCE_DAYS, max_bytes=DEFAULT_M
             record["reason"] = "absent"
             sources.append(record)
     pstore_dir = os.path.join(root, "sys", "fs", "pstore")
+    archive_dir = os.path.join(root, SYSTEMD_PSTORE_DIR)
     crash_dir = os.path.join(root, "var", "crash")
     globbed = [
         ("pstore", pstore_dir, sorted(p for p in glob.glob(os.path.join(pstore_dir, "*")) if os.path.isfile(p))),
+        ("systemd-pstore", archive_dir, systemd_pstore_files(archive_dir)),
         ("kdump", crash_dir, sorted(glob.glob(os.path.join(crash_dir, "*", "vmcore-dmesg.txt"))
                                     + glob.glob(os.path.join(crash_dir, "*", "dmesg.[0-9]*")))),
     ]

@@ -35,7 +35,8 @@ description:
     M(oomguard.fleet.slabinfo_facts) does, in the same round trip.
   - With O(gather_subset=evidence) it also returns C(ansible_facts.oom_evidence) - past OOM kills and the panic
     strings C(Out of memory and no killable processes) and C(System is deadlocked on memory) found in the journal's
-    kernel messages across boots, C(/var/log/kern.log) or C(/var/log/messages), C(/sys/fs/pstore) and kdump's
+    kernel messages across boots, C(/var/log/kern.log) or C(/var/log/messages), C(/sys/fs/pstore),
+    C(/var/lib/systemd/pstore) (where systemd-pstore.service moves it at boot) and kdump's
     C(/var/crash/*/vmcore-dmesg.txt), within O(evidence_days) and O(evidence_max_bytes) per source.
 author:
   - oomguard.fleet maintainers (@oomguard)
@@ -183,7 +184,7 @@ ansible_facts:
       sample: {schema: 1, available: false, reason: /proc/slabinfo is readable by root only; run the task with become true}
     oom_evidence:
       description:
-        - Incident evidence. C(sources) says, per source (C(journal), C(kern.log), C(messages), C(pstore), C(kdump)),
+        - Incident evidence. C(sources) says, per source (C(journal), C(kern.log), C(messages), C(pstore), C(systemd-pstore), C(kdump)),
           whether it was C(read), how many C(bytes) and C(files), whether it was C(truncated) to
           O(evidence_max_bytes), and the C(reason) it was not read (C(absent), journalctl missing, no persistent
           journal); the journal entry also says whether the journal is C(persistent).

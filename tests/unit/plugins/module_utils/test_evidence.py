@@ -120,6 +120,30 @@ def test_same_crash_in_pstore_and_kdump_counts_once(tmp_path):
     assert result["panics"]["events"][0]["sources"] == ["kdump", "pstore"]
 
 
+def test_pstore_archived_by_systemd_is_read(tmp_path):
+    # systemd-pstore.service empties /sys/fs/pstore at boot into one directory per crash.
+    crash = tmp_path / "var/lib/systemd/pstore/1764363600"
+    write(str(crash / "dmesg.txt"), PSTORE_419, mtime=NOW - datetime.timedelta(hours=5))
+    write(str(crash / "dmesg-efi-176436360001"), PSTORE_419, mtime=NOW - datetime.timedelta(hours=5))
+    (tmp_path / "sys/fs/pstore").mkdir(parents=True)
+    result = ev.gather_evidence(str(tmp_path), now=NOW)
+    assert source(result, "pstore")["reason"] == "empty"
+    archived = source(result, "systemd-pstore")
+    assert archived["read"] and archived["files"] == 1  # dmesg.txt, not its raw parts as well
+    assert result["panics"]["count"] == 1 and result["panics"]["no_killable_count"] == 1
+    assert result["panics"]["events"][0]["sources"] == ["systemd-pstore"]
+
+
+def test_systemd_pstore_raw_parts_without_reassembly(tmp_path):
+    archive = tmp_path / "var/lib/systemd/pstore"
+    write(str(archive / "17643636/dmesg-efi-1"), PSTORE_419, mtime=NOW - datetime.timedelta(hours=5))
+    write(str(archive / "17643636/notes.json"), "{}", mtime=NOW - datetime.timedelta(hours=5))
+    write(str(archive / "dmesg-ramoops-0"), PSTORE_419, mtime=NOW - datetime.timedelta(hours=5))
+    assert ev.systemd_pstore_files(str(archive)) == [str(archive / "dmesg-ramoops-0"), str(archive / "17643636/dmesg-efi-1")]
+    result = ev.gather_evidence(str(tmp_path), now=NOW)
+    assert result["panics"]["count"] == 1  # the same crash twice is one incident
+
+
 def test_panic_on_oom_panic_is_recorded(tmp_path):
     text = "<0>[  77.1] Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled\n"
     write(str(tmp_path / "sys/fs/pstore/dmesg-ramoops-1"), text)
@@ -287,10 +311,10 @@ def test_journal_output_is_bounded(tmp_path):
 def test_empty_root_reads_nothing_and_says_why(tmp_path):
     (tmp_path / "var/crash").mkdir(parents=True)
     result = ev.gather_evidence(str(tmp_path), now=NOW)
-    assert [s["read"] for s in result["sources"]] == [False] * 5
+    assert [s["read"] for s in result["sources"]] == [False] * 6
     reasons = dict((s["name"], s["reason"]) for s in result["sources"])
     assert reasons == {"journal": "journalctl not found", "kern.log": "absent", "messages": "absent",
-                       "pstore": "absent", "kdump": "empty"}
+                       "pstore": "absent", "systemd-pstore": "absent", "kdump": "empty"}
     assert result["oom_kills"]["count"] == 0 and result["panics"]["count"] == 0
     assert result["bytes_read"] == 0
 
