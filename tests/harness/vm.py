@@ -208,7 +208,7 @@ def _glob(directory, suffix):
 
 
 def _run(argv, log=None, **kwargs):
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False, **kwargs)
     if log is not None:
         log.write('$ %s\n%s' % (' '.join(argv), proc.stdout))
     if proc.returncode != 0:
@@ -439,7 +439,7 @@ class Guest:
     # lifecycle ---------------------------------------------------------------------
     def up(self, timeout=SSH_TIMEOUT):
         if self.image is None:
-            self.image, _ = build_image()
+            self.image = build_image()[0]
         missing = [t for t in ('qemu-system-x86_64', 'qemu-img', 'ssh') if shutil.which(t) is None]
         if missing:
             raise VMError('missing tools: %s (run scripts/bootstrap.sh)' % ', '.join(missing))
@@ -591,7 +591,7 @@ class Guest:
 
     def ssh(self, command, check=True, timeout=120):
         proc = subprocess.run(self.ssh_argv() + [command], stdin=subprocess.DEVNULL, capture_output=True,
-                              text=True, timeout=timeout)
+                              text=True, timeout=timeout, check=False)
         if check and proc.returncode != 0:
             raise VMError('guest command %r exited %d: %s' % (command, proc.returncode, (proc.stderr or proc.stdout)[-2000:]))
         return proc.stdout
@@ -605,7 +605,7 @@ class Guest:
     def ssh_ok(self):
         try:
             return subprocess.run(self.ssh_argv() + ['true'], stdin=subprocess.DEVNULL, capture_output=True,
-                                  timeout=20).returncode == 0
+                                  timeout=20, check=False).returncode == 0
         except subprocess.TimeoutExpired:
             return False
 
@@ -745,7 +745,7 @@ def main(argv=None):
         elif args.command == 'ssh':
             guest = Guest.load(args.state)
             cmd = args.cmd[1:] if args.cmd[:1] == ['--'] else args.cmd
-            return subprocess.run(guest.ssh_argv() + [' '.join(cmd)]).returncode
+            return subprocess.run(guest.ssh_argv() + [' '.join(cmd)], check=False).returncode
         elif args.command == 'leftovers':
             found = leftovers(args.state)
             print('\n'.join(found))
