@@ -74,7 +74,8 @@ galaxy:
 molecule:
 	cd extensions && molecule test --all
 
-# Unit and role-level system tests under ansible-core 2.16, 2.17 and 2.18 (tests/compat/versions).
+# Unit and role-level system tests under ansible-core 2.16, 2.17, 2.18, 2.20 and 2.21 (tests/compat/versions);
+# the newest also runs ansible-test sanity, ansible-lint and molecule (docs/testing.md).
 compat:
 	scripts/compat.sh
 
