@@ -39,7 +39,8 @@ PLAY = """
     - name: Read the roles' outputs as variables
       ansible.builtin.copy:
         dest: "{{ out_dir }}/{{ inventory_hostname }}.json"
-        content: "{{ {'exposure': oomguard_exposure, 'snapshots': oomguard_snapshots, 'changes': oomguard_changes} | to_json }}"
+        content: "{{ {'exposure': oomguard_exposure, 'snapshots': oomguard_snapshots, 'changes': oomguard_changes,
+                      'pids': ansible_facts.oom.processes | map(attribute='pid') | list} | to_json }}"
         mode: "0600"
       delegate_to: localhost
 
@@ -92,7 +93,9 @@ def fleet(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     inventory = {"all": {
+        # A results dir makes the assess role set the run id once (see its first tasks).
         "vars": {"out_dir": str(out), "oomguard_snapshot_enabled": False, "oomguard_report_dir": str(tmp_path / "report"),
+                 "oomguard_assess_results_dir": str(tmp_path / "results"),
                  "oomguard_report_formats": ["json"]},
         "hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}},
         "children": {"fleet": {"hosts": hosts}}}}
@@ -122,6 +125,8 @@ def check_outputs(tmp_path, proc):
     calm = json.loads((tmp_path / "out" / "calm01.json").read_text())
     assert calm["exposure"]["host"] == "calm01" and calm["exposure"]["level"] == "ok"
     assert calm["snapshots"]["status"] == "skipped"
+    # Its own facts, not web01's (ansible-core 2.21 shared one ansible_facts after a run_once set_fact).
+    assert 4242 not in calm["pids"] and 1 in calm["pids"], calm["pids"]
     assert calm["changes"]["status"] in ("unchanged", "flagged"), calm["changes"]
     assert not (tmp_path / "out" / "web01.json").exists()
     verdicts = json.loads((tmp_path / "out" / "hostvars.json").read_text())

@@ -9,8 +9,6 @@ import re
 
 import pytest
 
-from ansible.release import __version__ as ANSIBLE_CORE
-
 from ansible_collections.oomguard.fleet.tests.harness.ansible_cli import playbook
 from ansible_collections.oomguard.fleet.tests.harness.ecs_double import EcsDouble
 from ansible_collections.oomguard.fleet.tests.harness.metadata_double import MetadataDouble
@@ -153,15 +151,6 @@ def test_run_id_is_made_once_for_the_play(ecs, tmp_path):
     assert {s['Tags']['oomguard:run-id'] for s in ecs.snapshots.values()} == {run_id}
 
 
-# Known failure on ansible-core 2.21 (found by make compat): the one batch task sees the instance
-# identified last (ansible_facts.cloud_instance) for every host of the batch, so it snapshots that
-# instance's disks once per host, and a host's failure lands on another. Strict: fixing it fails here.
-CORE_2_21_BATCH_IDENTITY = pytest.mark.xfail(
-    tuple(int(part) for part in ANSIBLE_CORE.split('.')[:2]) >= (2, 21), strict=True,
-    reason="ansible-core 2.21: every host of the snapshot batch gets the last host's identity")
-
-
-@CORE_2_21_BATCH_IDENTITY
 def test_a_failed_snapshot_fails_only_that_host(ecs, tmp_path):
     dump_dir = tmp_path / 'dump'
     dump_dir.mkdir()
@@ -217,7 +206,6 @@ def test_unknown_provider_with_inventory_ids_says_what_to_set(ecs, tmp_path):
     assert dumps(dump_dir)['all-web09']['status'] == 'failed'
 
 
-@CORE_2_21_BATCH_IDENTITY
 def test_a_host_without_metadata_fails_alone_with_the_reason(ecs, tmp_path):
     dump_dir = tmp_path / 'dump'
     dump_dir.mkdir()
@@ -288,7 +276,6 @@ def test_role_against_moto(tmp_path):
         assert {t['Value'] for s in ours['Snapshots'] for t in s['Tags'] if t['Key'] == 'oomguard:run-id'} == {'run-b'}
 
 
-@CORE_2_21_BATCH_IDENTITY
 def test_serial_batches_snapshot_each_host_once(ecs, tmp_path):
     dump_dir = tmp_path / 'dump'
     dump_dir.mkdir()
