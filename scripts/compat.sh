@@ -115,12 +115,12 @@ for version in "${versions[@]}"; do
     start=$SECONDS
     if [ "$version" = "$newest" ]; then
         # Fact injection off here, at its default (on) everywhere else: the roles work either way.
-        ANSIBLE_INJECT_FACT_VARS=false "$venv/bin/python" -m pytest -p no:cacheprovider --import-mode=importlib -q \
+        ANSIBLE_INJECT_FACT_VARS=false "$venv/bin/python" -m pytest -p no:cacheprovider --import-mode=importlib -q -rs \
             tests/unit "${system_tests[@]}"
         echo "compat: ansible-core $version: unit and system tests took $((SECONDS - start)) s"
         stack "$venv" "$version"
     else
-        "$venv/bin/python" -m pytest -p no:cacheprovider --import-mode=importlib -q tests/unit "${system_tests[@]}"
+        "$venv/bin/python" -m pytest -p no:cacheprovider --import-mode=importlib -q -rs tests/unit "${system_tests[@]}"
         echo "compat: ansible-core $version: unit and system tests took $((SECONDS - start)) s"
     fi
 done
