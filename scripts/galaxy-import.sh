@@ -16,12 +16,18 @@ mkdir "$out/src"
 "$top/.venv/bin/ansible-galaxy" collection build --output-path "$out" "$out/src" >/dev/null
 tarball=$(ls "$out"/*.tar.gz)
 # The importer finds ansible-doc and ansible-lint on PATH; it writes nothing beside the tarball
-# but its log, which is shown only on failure.
-if ! (cd "$out" && PATH="$top/.venv-galaxy/bin:$PATH" "$top/.venv-galaxy/bin/python" -m galaxy_importer.main "$tarball" > "$out/import.log" 2>&1) ||
-   ! grep -q "Importer processing completed successfully" "$out/import.log"; then
-    cat "$out/import.log" >&2
-    echo "galaxy-import: the import of $(basename "$tarball") failed" >&2
+# but its log, which is printed whole (so CI's log keeps what Galaxy would say on upload).
+status=0
+(cd "$out" && PATH="$top/.venv-galaxy/bin:$PATH" "$top/.venv-galaxy/bin/python" -m galaxy_importer.main "$tarball" > "$out/import.log" 2>&1) ||
+    status=$?
+echo "galaxy-import: galaxy-importer's output for $(basename "$tarball"):"
+sed 's/^/  | /' "$out/import.log"
+if [ "$status" -ne 0 ] || ! grep -q "Importer processing completed successfully" "$out/import.log"; then
+    echo "galaxy-import: the import of $(basename "$tarball") failed (exit $status)" >&2
     exit 1
 fi
-grep -E "^(WARNING|ERROR)" "$out/import.log" >&2 || true
+if grep -qE "^(WARNING|ERROR)" "$out/import.log"; then
+    echo "galaxy-import: the importer printed warnings or errors (above)" >&2
+    exit 1
+fi
 echo "galaxy-import: $(basename "$tarball") imports cleanly"
