@@ -1,0 +1,148 @@
+# -*- coding: utf-8 -*-
+# Copyright: oomguard.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The data contract's vocabulary, each idea written once (docs/data-contract.md).
+
+Private to the oomguard.fleet collection: not a public API, and it may change without notice.
+Modules, action plugins, filters and the report import it. Modules run it on the managed
+host's own Python (2.7, 3.6 and later), so it stays importable there.
+
+Levels and the gate
+    ``SEVERITY_LEVELS`` ok ... critical, ``UNKNOWN``, ``LEVELS`` (both). ``level_rank`` orders
+    them; ``unknown`` ranks above ``critical`` because it is never safe. ``gate_tripped``:
+    ``NO_GATE`` (``none``) never trips; ``unknown`` trips every gate that is set (unless the
+    caller passes ``unknown_fails=False``). ``never`` is a deprecated alias of ``none``.
+Run id
+    ``new_run_id`` makes ``oomguard-<UTC %Y%m%dT%H%M%SZ>-<4 digits>``; the roles reach it
+    through the ``oomguard.fleet.run_id`` filter.
+Timestamps
+    ``utc_now``, ``format_time`` (``%Y-%m-%dT%H:%M:%SZ``) and ``parse_time``.
+Errors
+    ``OomguardError``: the base of every error the collection raises on purpose.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import random
+
+from ansible_collections.oomguard.fleet.plugins.module_utils.pycompat import STRING_TYPES, UTC
+from ansible_collections.oomguard.fleet.plugins.module_utils.pycompat import utc_now as _utc_now
+
+
+class OomguardError(Exception):
+    """Base of the collection's own errors; modules and actions catch this one type."""
+
+
+# ---- levels and the gate ------------------------------------------------------------------
+
+SEVERITY_LEVELS = ("ok", "low", "medium", "high", "critical")
+UNKNOWN = "unknown"
+LEVELS = SEVERITY_LEVELS + (UNKNOWN,)
+_RANK = dict((name, rank) for rank, name in enumerate(LEVELS))
+
+NO_GATE = "none"
+# Deprecated spelling of NO_GATE, accepted until 0.2.0 (the assess role's old default).
+NO_GATE_ALIASES = ("never",)
+GATE_LEVELS = SEVERITY_LEVELS[1:]
+GATE_CHOICES = (NO_GATE,) + GATE_LEVELS
+GATE_CHOICES_WITH_ALIASES = GATE_CHOICES + NO_GATE_ALIASES
+
+
+def level_rank(level):
+    """Rank of a level for comparisons: ok 0 ... critical 4, ``unknown`` 5 (never safe).
+
+    Anything else raises ``ValueError``."""
+    try:
+        return _RANK[level]
+    except (KeyError, TypeError):
+        raise ValueError("level must be one of %s, got %r" % (", ".join(LEVELS), level))
+
+
+def worst_level(levels):
+    """The worst of ``levels`` (``ok`` for none)."""
+    result = "ok"
+    for level in levels:
+        if level_rank(level) > level_rank(result):
+            result = level
+    return result
+
+
+def normalize_gate(fail_on):
+    """``fail_on`` with the deprecated alias (``never``) and None read as ``none``; ValueError when not a gate."""
+    if fail_on is None or fail_on in NO_GATE_ALIASES:
+        return NO_GATE
+    if fail_on not in GATE_CHOICES:
+        raise ValueError("fail_on must be one of %s, got %r" % (", ".join(GATE_CHOICES_WITH_ALIASES), fail_on))
+    return fail_on
+
+
+def gate_tripped(level, fail_on, unknown_fails=True):
+    """True when a host at ``level`` stops at the gate ``fail_on``.
+
+    ``none`` (or its alias ``never``) never trips; ``unknown`` trips every gate that is set
+    unless ``unknown_fails`` is false; else the level trips at or above ``fail_on``."""
+    fail_on = normalize_gate(fail_on)
+    if fail_on == NO_GATE:
+        return False
+    if level == UNKNOWN:
+        return bool(unknown_fails)
+    return level_rank(level) >= level_rank(fail_on)
+
+
+# ---- timestamps -----------------------------------------------------------------------------
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+RUN_ID_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+def utc_now():
+    """Now, in UTC, to the second."""
+    return _utc_now().replace(microsecond=0)
+
+
+def format_time(stamp=None):
+    """``2026-11-29T02:00:00Z``: how every time the collection writes looks (now when ``stamp`` is None)."""
+    stamp = utc_now() if stamp is None else stamp
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(UTC)
+    return stamp.strftime(TIME_FORMAT)
+
+
+def parse_time(value):
+    """``%Y-%m-%dT%H:%M:%SZ`` text (also with an offset or fractions, on Python 3.7+) -> aware UTC datetime;
+    None when it does not parse."""
+    if not isinstance(value, STRING_TYPES) or not value:
+        return None
+    text = value.strip()
+    try:
+        return datetime.datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        pass
+    fromisoformat = getattr(datetime.datetime, "fromisoformat", None)
+    if fromisoformat is None:
+        return None
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        stamp = fromisoformat(text)
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=UTC)
+        return stamp.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 shifted out of range by its offset
+        return None
+
+
+# ---- run id ---------------------------------------------------------------------------------
+
+RUN_ID_PREFIX = "oomguard-"
+RUN_ID_RANDOM_MAX = 9999
+
+
+def new_run_id(now=None, rand=None):
+    """``oomguard-<UTC %Y%m%dT%H%M%SZ>-<0000..9999>``: one id per play, shared by snapshot, remediate and report."""
+    stamp = (now or _utc_now()).strftime(RUN_ID_TIME_FORMAT)
+    suffix = rand if rand is not None else random.SystemRandom().randint(0, RUN_ID_RANDOM_MAX)
+    return "%s%s-%04d" % (RUN_ID_PREFIX, stamp, suffix)

@@ -1,0 +1,89 @@
+# -*- coding: utf-8 -*-
+# Copyright: oomguard.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+import datetime
+import re
+
+import pytest
+
+from ansible_collections.oomguard.fleet.plugins.module_utils import _contract as c
+
+UTC = datetime.timezone.utc
+
+
+def test_levels_are_the_severities_then_unknown():
+    assert c.LEVELS == ("ok", "low", "medium", "high", "critical", "unknown")
+    assert c.SEVERITY_LEVELS + (c.UNKNOWN,) == c.LEVELS
+
+
+def test_unknown_ranks_above_critical():
+    ranks = [c.level_rank(level) for level in c.LEVELS]
+    assert ranks == sorted(ranks) and len(set(ranks)) == len(ranks)
+    assert c.level_rank("unknown") > c.level_rank("critical")
+
+
+@pytest.mark.parametrize("bad", ["severe", None, 3])
+def test_level_rank_refuses_what_is_no_level(bad):
+    with pytest.raises(ValueError, match="level must be one of ok, low, medium, high, critical, unknown"):
+        c.level_rank(bad)
+
+
+def test_worst_level():
+    assert c.worst_level([]) == "ok"
+    assert c.worst_level(["low", "high", "medium"]) == "high"
+    assert c.worst_level(["critical", "unknown", "low"]) == "unknown"
+
+
+@pytest.mark.parametrize("level, fail_on, tripped", [
+    ("critical", "none", False), ("critical", "never", False), ("critical", None, False),
+    ("unknown", "none", False), ("unknown", "critical", True), ("unknown", "low", True),
+    ("high", "high", True), ("critical", "high", True), ("medium", "high", False), ("ok", "low", False),
+])
+def test_gate(level, fail_on, tripped):
+    assert c.gate_tripped(level, fail_on) is tripped
+
+
+def test_unknown_can_be_let_through():
+    assert c.gate_tripped("unknown", "low", unknown_fails=False) is False
+    assert c.gate_tripped("critical", "low", unknown_fails=False) is True
+
+
+def test_the_old_word_for_no_gate_reads_as_the_new_one():
+    assert c.normalize_gate("never") == c.NO_GATE == "none"
+    assert c.normalize_gate(None) == "none"
+    assert c.normalize_gate("high") == "high"
+    with pytest.raises(ValueError, match="fail_on must be one of none, low, medium, high, critical, never, got 'ok'"):
+        c.normalize_gate("ok")
+
+
+def test_times_round_trip():
+    stamp = datetime.datetime(2026, 11, 29, 2, 0, 0, tzinfo=UTC)
+    assert c.format_time(stamp) == "2026-11-29T02:00:00Z"
+    assert c.parse_time("2026-11-29T02:00:00Z") == stamp
+    assert c.parse_time("2026-11-29T03:00:00+01:00") == stamp
+    assert c.parse_time("2026-11-29T02:00:00") == stamp
+    other = datetime.datetime(2026, 11, 29, 3, 0, 0, tzinfo=datetime.timezone(datetime.timedelta(hours=1)))
+    assert c.format_time(other) == "2026-11-29T02:00:00Z"
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", c.format_time())
+    assert c.utc_now().microsecond == 0 and c.utc_now().tzinfo is not None
+
+
+@pytest.mark.parametrize("bad", [None, "", "yesterday", 17, "0001-01-01T00:00:00+01:00"])
+def test_parse_time_none_for_what_is_no_time(bad):
+    assert c.parse_time(bad) is None
+
+
+def test_run_id_shape():
+    when = datetime.datetime(2026, 11, 29, 2, 0, 0, tzinfo=UTC)
+    assert c.new_run_id(when, 4711) == "oomguard-20261129T020000Z-4711"
+    assert c.new_run_id(when, 7) == "oomguard-20261129T020000Z-0007"
+    ids = set(c.new_run_id() for _ in range(50))
+    assert all(re.match(r"^oomguard-\d{8}T\d{6}Z-\d{4}$", run_id) for run_id in ids)
+    assert len(ids) > 1
+
+
+def test_error_base():
+    assert issubclass(c.OomguardError, Exception)
