@@ -14,14 +14,15 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import OomguardError
+
 PF_KTHREAD = 0x00200000
+# The kernel's bounds of /proc/<pid>/oom_score_adj (OOM_SCORE_ADJ_MIN: never OOM-killed) and the legacy
+# /proc/<pid>/oom_adj value that means the same as OOM_SCORE_ADJ_MIN (OOM_DISABLE).
 OOM_SCORE_ADJ_MIN = -1000
+OOM_SCORE_ADJ_MAX = 1000
 OOM_DISABLE = -17
 REDACTED = "<redacted>"
-
-
-class OomguardError(Exception):
-    """Base of the collection's own errors; modules catch this one type."""
 
 
 class ProcParseError(OomguardError):
@@ -45,6 +46,16 @@ def parse_int(text, path="<int>"):
         return int(value)
     except ValueError:
         raise ProcParseError(path, 1, "expected one integer, found %r" % value[:40])
+
+
+def oom_score_adj_error(value):
+    """Why ``value`` is not an oom_score_adj the kernel takes, or None."""
+    if value is None:
+        return "value is required: an integer from %d (never OOM-kill) to %d (kill first)" % (OOM_SCORE_ADJ_MIN, OOM_SCORE_ADJ_MAX)
+    if not OOM_SCORE_ADJ_MIN <= value <= OOM_SCORE_ADJ_MAX:
+        return ("value %d is out of range: oom_score_adj must be from %d (never OOM-kill) to %d "
+                "(kill first); 0 is the kernel default" % (value, OOM_SCORE_ADJ_MIN, OOM_SCORE_ADJ_MAX))
+    return None
 
 
 def parse_stat(text, path="stat"):

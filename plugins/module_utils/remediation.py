@@ -23,8 +23,6 @@ from ansible_collections.oomguard.fleet.plugins.module_utils import procfs
 from ansible_collections.oomguard.fleet.plugins.module_utils import pycompat as pc
 from ansible_collections.oomguard.fleet.plugins.module_utils import safefile as sf
 
-OOM_SCORE_ADJ_MIN = -1000
-OOM_SCORE_ADJ_MAX = 1000
 # systemd applies drop-ins in file-name order across all its directories and the last OOMScoreAdjust= wins:
 # "zz-" sorts after the numbered names and after "override.conf" (what systemctl edit writes).
 DROPIN_NAME = "zz-oomguard.conf"
@@ -53,16 +51,6 @@ class RemediationError(Exception):
     def __init__(self, message, partial=None):
         super(RemediationError, self).__init__(message)
         self.partial = partial or {}
-
-
-def value_error(value):
-    """Return why ``value`` is not a valid oom_score_adj, or None."""
-    if value is None:
-        return "value is required: an integer from -1000 (never OOM-kill) to 1000 (kill first)"
-    if not OOM_SCORE_ADJ_MIN <= value <= OOM_SCORE_ADJ_MAX:
-        return ("value %d is out of range: oom_score_adj must be from -1000 (never OOM-kill) to 1000 "
-                "(kill first); 0 is the kernel default" % value)
-    return None
 
 
 def unit_name_error(unit):

@@ -217,6 +217,7 @@ restarted:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.oomguard.fleet.plugins.module_utils import journal as jr
+from ansible_collections.oomguard.fleet.plugins.module_utils import procfs
 from ansible_collections.oomguard.fleet.plugins.module_utils import remediation as rem
 from ansible_collections.oomguard.fleet.plugins.module_utils.common import remediation_argument_spec, run_locked
 
@@ -278,7 +279,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, required_one_of=[SELECTORS + ["processes"]],
                            mutually_exclusive=[["processes", selector] for selector in SELECTORS], supports_check_mode=True)
     params = module.params
-    problem = rem.value_error(params["value"]) or rem.unit_name_error(params["unit"])
+    problem = procfs.oom_score_adj_error(params["value"]) or rem.unit_name_error(params["unit"])
     if problem:
         module.fail_json(msg=problem)
     run_id = params["run_id"] or jr.new_run_id()

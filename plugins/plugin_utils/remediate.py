@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from ansible.module_utils.parsing.convert_bool import boolean
 
+from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import OOM_SCORE_ADJ_MAX, OOM_SCORE_ADJ_MIN
+
 SCHEMA = 1
-UNKILLABLE = -1000
+UNKILLABLE = OOM_SCORE_ADJ_MIN
 WAIVER = "oomguard_remediate_require_snapshot: false"
 
 
@@ -86,7 +88,7 @@ def remediate_plan(exposure, snapshots=None, run_id=None, mode="flag", include=N
     else the final ``flagged``, ``unchanged`` or ``refused`` with its ``reason``."""
     if mode not in ("flag", "reset"):
         raise RemediatePlanError("oomguard_remediate_mode must be flag or reset, got %r" % (mode,))
-    value = role_int(value, "oomguard_remediate_value", -1000, 1000)
+    value = role_int(value, "oomguard_remediate_value", OOM_SCORE_ADJ_MIN, OOM_SCORE_ADJ_MAX)
     max_changes = role_int(max_changes, "oomguard_remediate_max_changes", 0)
     require_snapshot = role_bool(require_snapshot, "oomguard_remediate_require_snapshot")
     if not isinstance(exposure, dict) or not exposure:

@@ -12,6 +12,7 @@ import pytest
 
 from ansible_collections.oomguard.fleet.plugins.module_utils import dropins
 from ansible_collections.oomguard.fleet.plugins.module_utils import journal as jr
+from ansible_collections.oomguard.fleet.plugins.module_utils import procfs
 from ansible_collections.oomguard.fleet.plugins.module_utils import remediation as rem
 from ansible_collections.oomguard.fleet.plugins.module_utils import rollback as rb
 from ansible_collections.oomguard.fleet.tests.unit.procfs_tree import build_proc_tree, kernel_thread
@@ -86,7 +87,7 @@ class Systemctl:
 @pytest.mark.parametrize("value,problem", [(None, "value is required"), (-1001, "out of range"), (1001, "out of range"),
                                            (-1000, None), (1000, None), (0, None)])
 def test_value_bounds(value, problem):
-    found = rem.value_error(value)
+    found = procfs.oom_score_adj_error(value)
     assert (found is None) if problem is None else (problem in found and "-1000 (never OOM-kill)" in found)
 
 
