@@ -18,8 +18,8 @@ import glob
 import heapq
 import os
 
+from ansible_collections.oomguard.fleet.plugins.module_utils import proc_reader as reader
 from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import (
-    OOM_DISABLE,
     OOM_SCORE_ADJ_MIN,
     PF_KTHREAD,
     ProcParseError,
@@ -29,7 +29,6 @@ from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import (
     parse_cmdline,
     parse_int,
     parse_meminfo,
-    parse_stat,
     parse_status,
 )
 
@@ -38,42 +37,10 @@ VM_SYSCTLS = ("panic_on_oom", "overcommit_memory", "oom_kill_allocating_task")
 MAX_ERROR_SAMPLES = 10
 
 
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
-# stat and oom_score_adj are far below this (stat: 52 numbers and a 15-byte comm).
-_SMALL_READ = 4096
-
-
-def read_bytes(path):
-    """A whole file through raw os.read() calls: for procfs about half the cost of open()."""
-    fd = os.open(path, _OPEN_FLAGS)
-    try:
-        chunks = []
-        while True:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-
-
-def read_small(path):
-    """One read() of a small procfs file (stat, oom_score_adj): one open, one read, one close."""
-    fd = os.open(path, _OPEN_FLAGS)
-    try:
-        return os.read(fd, _SMALL_READ)
-    finally:
-        os.close(fd)
-
-
-def read_text(path):
-    return read_bytes(path).decode("utf-8", "replace")
-
-
 def read_optional_int(path):
     """An integer file that may be absent (older kernels, fixture trees): None then."""
     try:
-        return parse_int(read_text(path), path)
+        return parse_int(reader.read_text(path), path)
     except (IOError, OSError):
         return None
 
@@ -81,7 +48,7 @@ def read_optional_int(path):
 def read_meminfo(proc_path):
     path = os.path.join(proc_path, "meminfo")
     try:
-        text = read_text(path)
+        text = reader.read_text(path)
     except (IOError, OSError) as exc:
         raise ProcParseError(path, None, "cannot read (%s); is proc_path a procfs mount?" % (exc.strerror or exc))
     return parse_meminfo(text, path)
@@ -89,23 +56,14 @@ def read_meminfo(proc_path):
 
 def read_kernel(proc_path):
     try:
-        return read_text(os.path.join(proc_path, "sys", "kernel", "osrelease")).strip() or None
+        return reader.read_text(os.path.join(proc_path, "sys", "kernel", "osrelease")).strip() or None
     except (IOError, OSError):
         return None
 
 
-def _gone(exc, base):
-    """True when a failed read means the process exited: ESRCH, or ENOENT once its /proc/<pid>
-    directory is gone. A file absent or unreadable while the process lives is not "vanished"."""
-    code = getattr(exc, "errno", None)
-    if code == errno.ESRCH:
-        return True
-    return code == errno.ENOENT and base is not None and not os.path.isdir(base)
-
-
 def _reason(exc, base):
     code = getattr(exc, "errno", None)
-    if _gone(exc, base):
+    if reader.is_gone(exc, base):
         return "vanished"
     if code in (errno.EACCES, errno.EPERM):  # EPERM: procfs mounted with hidepid=1 (noaccess)
         return "permission denied"
@@ -141,7 +99,7 @@ def _mount_options(proc_path):
     """The super options of the procfs mounted at ``proc_path`` ('' when not found)."""
     target = os.path.realpath(proc_path)
     try:
-        text = read_text(os.path.join(proc_path, "self", "mountinfo"))
+        text = reader.read_text(os.path.join(proc_path, "self", "mountinfo"))
     except (IOError, OSError):
         return ""
     options = ""
@@ -177,25 +135,6 @@ def list_pids(proc_path):
     return [int(name) for name in names if is_decimal(name)]
 
 
-def _read_adj(base):
-    """(oom_score_adj, raw legacy oom_adj or None). Legacy -17 counts as -1000."""
-    path = base + "/oom_score_adj"
-    try:
-        data = read_small(path)
-        try:
-            return int(data), None
-        except ValueError:
-            return parse_int(data.decode("utf-8", "replace"), path), None
-    except (IOError, OSError) as exc:
-        if exc.errno != errno.ENOENT or not os.path.exists(base + "/oom_adj"):
-            raise
-    path = base + "/oom_adj"
-    legacy = parse_int(read_text(path), path)
-    if legacy == OOM_DISABLE:
-        return OOM_SCORE_ADJ_MIN, legacy
-    return int(legacy * 1000 / 17), legacy  # C division truncates toward zero
-
-
 def scan(proc_path, errors):
     """The one pass. Returns (rows, kernel_thread_count); a row is
     (pid, ppid, comm, oom_score_adj, legacy_oom_adj, rss_kb)."""
@@ -206,32 +145,19 @@ def scan(proc_path, errors):
     for pid in list_pids(proc_path):
         base = prefix + str(pid)
         try:
-            data = read_small(base + "/stat")
+            comm, ppid, flags, rss_pages, _ = reader.read_stat(base)
         except (IOError, OSError) as exc:
             errors.add(pid, "stat", exc, base)
             continue
-        if not data:  # the task was released between open() and read()
-            errors.add(pid, "stat", OSError(errno.ESRCH, os.strerror(errno.ESRCH)))
+        if flags & PF_KTHREAD:
+            kthreads += 1
             continue
-        rparen = data.rfind(b")")
-        fields = data[rparen + 2:].split(None, 22)
         try:
-            flags = int(fields[6])
-            if flags & PF_KTHREAD:
-                kthreads += 1
-                continue
-            ppid = int(fields[1])
-            rss_kb = int(fields[21]) * page_kb
-            comm = data[data.index(b"(") + 1:rparen].decode("utf-8", "replace")
-        except (ValueError, IndexError):
-            # Slow path only for a malformed line: let the parser say what is wrong.
-            parse_stat(data.decode("utf-8", "replace"), base + "/stat")
-            raise
-        try:
-            adj, legacy = _read_adj(base)
+            adj, legacy = reader.read_adj(base)
         except (IOError, OSError) as exc:
             errors.add(pid, "oom_score_adj", exc, base)
             continue
+        rss_kb = rss_pages * page_kb
         rows.append((pid, ppid, comm, adj, legacy, rss_kb))
     return rows, kthreads
 
@@ -242,18 +168,18 @@ def describe(row, proc_path, cmdline_max, errors, return_cmdline=True):
     base = os.path.join(proc_path, str(pid))
     name = "status"
     try:
-        status = parse_status(read_text(base + "/status"), base + "/status")
+        status = parse_status(reader.read_text(base + "/status"), base + "/status")
         name = "oom_score"
-        oom_score = parse_int(read_text(base + "/oom_score"), base + "/oom_score")
+        oom_score = parse_int(reader.read_text(base + "/oom_score"), base + "/oom_score")
         name = "cgroup"
         try:
-            unit = cgroup_unit(read_text(base + "/cgroup"), base + "/cgroup")
+            unit = cgroup_unit(reader.read_text(base + "/cgroup"), base + "/cgroup")
         except (IOError, OSError) as exc:
             if exc.errno != errno.ENOENT or not os.path.exists(base):
                 raise
             unit = None  # kernel without cgroups
         name = "cmdline"
-        cmdline = parse_cmdline(read_bytes(base + "/cmdline"), cmdline_max) if return_cmdline else None
+        cmdline = parse_cmdline(reader.read_bytes(base + "/cmdline"), cmdline_max) if return_cmdline else None
     except (IOError, OSError) as exc:
         errors.add(pid, name, exc, base)
         return None
@@ -273,7 +199,7 @@ def describe(row, proc_path, cmdline_max, errors, return_cmdline=True):
 
 def _read_optional_text(path):
     try:
-        return read_text(path).strip()
+        return reader.read_text(path).strip()
     except (IOError, OSError):
         return None
 
@@ -281,7 +207,7 @@ def _read_optional_text(path):
 def _mounted_types(proc_path):
     """File system types mounted in this reader's namespace, from <proc_path>/self/mountinfo (None: unreadable)."""
     try:
-        text = read_text(os.path.join(proc_path, "self", "mountinfo"))
+        text = reader.read_text(os.path.join(proc_path, "self", "mountinfo"))
     except (IOError, OSError):
         return None
     return set(line.split(" - ", 1)[1].split(" ")[0] for line in text.splitlines() if " - " in line)

@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import errno
 import os
 import re
@@ -19,6 +20,7 @@ import select
 import signal
 
 from ansible_collections.oomguard.fleet.plugins.module_utils import dropins
+from ansible_collections.oomguard.fleet.plugins.module_utils import proc_reader as reader
 from ansible_collections.oomguard.fleet.plugins.module_utils import procfs
 from ansible_collections.oomguard.fleet.plugins.module_utils import pycompat as pc
 from ansible_collections.oomguard.fleet.plugins.module_utils import safefile as sf
@@ -106,32 +108,27 @@ def has_cap_sys_resource(proc_path="/proc"):
     return bool(match) and bool(int(match.group(1), 16) & (1 << CAP_SYS_RESOURCE))
 
 
-class ProcessGone(Exception):
-    """The process exited (its /proc entry is gone, or the kernel answered ESRCH)."""
+def _read_error(exc):
+    """A failed read of a live process's file (a permission, hidepid, a missing file), as the error to report."""
+    path = getattr(exc, "filename", None) or "a /proc file"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return RemediationError("Failed to read %s: %s. Reading another user's processes needs root: run the task "
+                                "with become: true." % (path, exc.strerror or exc))
+    return RemediationError("Failed to read %s: %s" % (path, exc.strerror or exc))
 
 
-def read_proc_file(base, name):
-    """Bytes of ``<base>/<name>`` for the process directory ``base``.
-
-    Raises ProcessGone only when the process is gone: ESRCH, or ENOENT once its directory has
-    disappeared. Anything else (a permission, a file missing from a directory that is still
-    there) is a RemediationError that says what to do.
-    """
-    path = os.path.join(base, name)
+@contextlib.contextmanager
+def reading_process():
+    """Around reads of /proc/<pid> files: reader.ProcessGone passes (the process exited); any other failed read or
+    a file that does not parse is a RemediationError naming the file: a permission problem is not a vanished process."""
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
+        yield
+    except reader.ProcessGone:
+        raise
     except (IOError, OSError) as exc:
-        if exc.errno == errno.ESRCH or (exc.errno == errno.ENOENT and not os.path.isdir(base)):
-            raise ProcessGone(path)
-        if exc.errno in (errno.EACCES, errno.EPERM):
-            raise RemediationError("Failed to read %s: %s. Reading another user's processes needs root: run the task "
-                                   "with become: true." % (path, exc.strerror or exc))
-        raise RemediationError("Failed to read %s: %s" % (path, exc.strerror or exc))
-
-
-def _text(data):
-    return data.decode("utf-8", "replace")
+        raise _read_error(exc)
+    except procfs.ProcParseError as exc:
+        raise RemediationError("Failed to parse %s" % exc)
 
 
 def cmdline_text(data):
@@ -139,38 +136,31 @@ def cmdline_text(data):
 
 
 def read_process(proc_path, pid):
-    """One process as {pid, name, cmdline, unit, oom_score_adj, starttime, kthread}; None when it is gone.
+    """One process as {pid, name, cmdline, unit, oom_score_adj, starttime, kthread, user_manager, user_unit};
+    None when it is gone.
 
-    ``starttime`` (stat field 22, clock ticks after boot) tells a pid apart from a later
-    process that reuses it. A file that cannot be read or parsed for another reason than the
-    process having exited raises RemediationError: a permission problem is not a vanished process.
+    ``starttime`` tells a pid apart from a later process that reuses it (procfs.parse_stat_row). A file
+    that cannot be read or parsed for another reason than the process having exited raises RemediationError.
     """
     base = os.path.join(proc_path, str(pid))
     try:
-        stat_text = _text(read_proc_file(base, "stat"))
-        adj_text = _text(read_proc_file(base, "oom_score_adj"))
-        cgroup = _text(read_proc_file(base, "cgroup"))
-        cmdline = read_proc_file(base, "cmdline")
-    except ProcessGone:
+        with reading_process():
+            comm, _, flags, _, starttime = reader.read_stat(base)
+            adj = reader.read_adj(base)[0]
+            cgroup = reader.read_pid_file(base, "cgroup").decode("utf-8", "replace")
+            cmdline = reader.read_pid_file(base, "cmdline")
+            unit = procfs.cgroup_unit(cgroup, os.path.join(base, "cgroup"))
+            manager = user_manager(cgroup)
+    except reader.ProcessGone:
         return None
-    try:
-        stat = procfs.parse_stat(stat_text, os.path.join(base, "stat"))
-        starttime = int(stat_text[stat_text.rfind(")") + 2:].split()[19])
-        unit = procfs.cgroup_unit(cgroup, os.path.join(base, "cgroup"))
-        manager = user_manager(cgroup)
-        adj = procfs.parse_int(adj_text, os.path.join(base, "oom_score_adj"))
-    except procfs.ProcParseError as exc:
-        raise RemediationError("Failed to parse %s" % exc)
-    except (ValueError, IndexError):
-        raise RemediationError("Failed to parse %s: no start time (field 22)" % os.path.join(base, "stat"))
     return {
         "pid": int(pid),
-        "name": stat["comm"],
+        "name": comm,
         "cmdline": cmdline_text(cmdline),
         "unit": unit,
         "oom_score_adj": adj,
         "starttime": starttime,
-        "kthread": procfs.is_kernel_thread(stat["flags"]),
+        "kthread": procfs.is_kernel_thread(flags),
         "user_manager": manager[0] if manager else None,
         "user_unit": manager[1] if manager else None,
     }
@@ -250,11 +240,12 @@ def select_processes(proc_path, pid=None, name=None, unit=None, cmdline=None, ma
     for candidate in pids:
         base = os.path.join(proc_path, str(candidate))
         try:
-            if name is not None and _comm(_text(read_proc_file(base, "stat"))) != name:
-                continue
-            if pattern is not None:
-                texts.append(cmdline_text(read_proc_file(base, "cmdline")))
-        except ProcessGone:
+            with reading_process():
+                if name is not None and reader.read_stat(base)[0] != name:
+                    continue
+                if pattern is not None:
+                    texts.append(cmdline_text(reader.read_pid_file(base, "cmdline")))
+        except reader.ProcessGone:
             vanished += 1 if pid is None else 0
             continue
         survivors.append(candidate)
@@ -295,10 +286,6 @@ def select_listed(proc_path, targets):
         else:
             found.append(proc)
     return found, gone
-
-
-def _comm(stat_text):
-    return stat_text[stat_text.find("(") + 1:stat_text.rfind(")")]
 
 
 def user_manager(cgroup_text):

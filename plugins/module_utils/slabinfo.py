@@ -17,7 +17,8 @@ from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import (
     OomguardError,
     parse_slabinfo,
 )
-from ansible_collections.oomguard.fleet.plugins.module_utils.oom_facts import read_meminfo, read_text
+from ansible_collections.oomguard.fleet.plugins.module_utils.oom_facts import read_meminfo
+from ansible_collections.oomguard.fleet.plugins.module_utils.proc_reader import read_text
 from ansible_collections.oomguard.fleet.plugins.module_utils import safefile as sf
 from ansible_collections.oomguard.fleet.plugins.module_utils.pycompat import UTC, utc_now
 

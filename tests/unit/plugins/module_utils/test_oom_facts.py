@@ -15,6 +15,7 @@ import tempfile
 import pytest
 
 from ansible_collections.oomguard.fleet.plugins.module_utils import oom_facts
+from ansible_collections.oomguard.fleet.plugins.module_utils import proc_reader
 from ansible_collections.oomguard.fleet.plugins.module_utils.oom_facts import gather_oom_facts
 from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import REDACTED, ProcParseError
 from ansible_collections.oomguard.fleet.tests.unit.procfs_tree import (
@@ -143,7 +144,7 @@ def test_vanished_pids_are_skipped_and_counted(tmp_path, monkeypatch):
         {"pid": 61, "comm": "gone-mid", "rss_kb": 10},
         {"pid": 62, "comm": "gone-late", "oom_score_adj": -1000, "rss_kb": 20},
     ])
-    real_small, real_text = oom_facts.read_small, oom_facts.read_text
+    real_small, real_text = proc_reader.read_small, proc_reader.read_text
 
     def exit_before(pid, name, real):
         def read(path):
@@ -152,8 +153,8 @@ def test_vanished_pids_are_skipped_and_counted(tmp_path, monkeypatch):
             return real(path)
         return read
 
-    monkeypatch.setattr(oom_facts, "read_small", exit_before("61", "oom_score_adj", real_small))
-    monkeypatch.setattr(oom_facts, "read_text", exit_before("62", "status", real_text))
+    monkeypatch.setattr(proc_reader, "read_small", exit_before("61", "oom_score_adj", real_small))
+    monkeypatch.setattr(proc_reader, "read_text", exit_before("62", "status", real_text))
     facts = gather_oom_facts(tree)
     assert facts["summary"]["process_count"] == 2  # 1 and 62 were scanned
     assert facts["summary"]["unkillable_count"] == 1

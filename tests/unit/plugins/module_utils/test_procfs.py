@@ -23,6 +23,7 @@ from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import (
     parse_meminfo,
     parse_slabinfo,
     parse_stat,
+    parse_stat_row,
     parse_status,
     redact_args,
     unit_from_cgroup_path,
@@ -93,6 +94,30 @@ def test_stat_malformed_names_file_and_line(text, needle):
     assert needle in str(err.value)
     assert str(err.value).startswith("/proc/1/stat line 1: ")
     assert err.value.path == "/proc/1/stat" and err.value.line_no == 1
+
+
+@pytest.mark.parametrize("pid", ["1", "2"])
+def test_stat_row_is_parse_stat_on_the_fields_the_collection_uses(pid):
+    data = live(pid, "stat")
+    stat = parse_stat(data.decode())
+    assert parse_stat_row(data) == (stat["comm"], stat["ppid"], stat["flags"], stat["rss_pages"], stat["starttime"])
+    assert stat["starttime"] == int(data[data.rfind(b")") + 2:].split()[19])
+
+
+def test_stat_row_comm_with_spaces_and_parens():
+    text = stat_line({"pid": 77, "ppid": 5, "comm": "a (b) c)", "rss_kb": 8, "flags": 0x40}, page_size=4096)
+    assert parse_stat_row(text.encode()) == ("a (b) c)", 5, 0x40, 2, 1500)  # stat_line's start time is 1500
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("1 process S 0 0", "no '(comm)'"),
+    ("1 (x) S 0 0 0", "at least 24 fields"),
+    ("1 (x) S zero " + " ".join(["0"] * 30), "non-numeric"),
+])
+def test_stat_row_malformed_says_what_parse_stat_says(text, needle):
+    with pytest.raises(ProcParseError) as err:
+        parse_stat_row(text.encode(), "/proc/1/stat")
+    assert needle in str(err.value) and err.value.path == "/proc/1/stat"
 
 
 # ---- status ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import pytest
 
 from ansible_collections.oomguard.fleet.plugins.module_utils import dropins
 from ansible_collections.oomguard.fleet.plugins.module_utils import journal as jr
+from ansible_collections.oomguard.fleet.plugins.module_utils import proc_reader
 from ansible_collections.oomguard.fleet.plugins.module_utils import procfs
 from ansible_collections.oomguard.fleet.plugins.module_utils import remediation as rem
 from ansible_collections.oomguard.fleet.plugins.module_utils import rollback as rb
@@ -118,14 +119,14 @@ def test_read_process_a_missing_or_broken_file_is_an_error_not_a_vanished_proces
 
 @pytest.mark.parametrize("code", [errno.EACCES, errno.EPERM])
 def test_a_permission_error_is_an_error_that_says_become(proc, monkeypatch, code):
-    real_open = open
+    real_read = proc_reader.read_small
 
-    def hidepid(path, mode="r", **kw):
+    def hidepid(path):
         if path.endswith("4242/stat"):
             raise PermissionError(code, os.strerror(code), path)
-        return real_open(path, mode, **kw)
+        return real_read(path)
 
-    monkeypatch.setattr(rem, "open", hidepid, raising=False)
+    monkeypatch.setattr(proc_reader, "read_small", hidepid)
     for call in (lambda: rem.read_process(proc, 4242), lambda: rem.select_processes(proc, name="java"),
                  lambda: rem.select_listed(proc, [{"pid": 4242, "name": "java"}])):
         with pytest.raises(rem.RemediationError, match=r"4242/stat: .*run the task with become: true"):
@@ -133,14 +134,14 @@ def test_a_permission_error_is_an_error_that_says_become(proc, monkeypatch, code
 
 
 def test_esrch_and_a_vanished_directory_are_gone(proc, monkeypatch):
-    real_open = open
+    for name in ("read_small", "read_bytes"):
+        real_read = getattr(proc_reader, name)
 
-    def exited(path, mode="r", **kw):
-        if "/4242/" in path:
-            raise ProcessLookupError(errno.ESRCH, "No such process", path)
-        return real_open(path, mode, **kw)
-
-    monkeypatch.setattr(rem, "open", exited, raising=False)
+        def exited(path, _real=real_read):
+            if "/4242/" in path:
+                raise ProcessLookupError(errno.ESRCH, "No such process", path)
+            return _real(path)
+        monkeypatch.setattr(proc_reader, name, exited)
     assert rem.read_process(proc, 4242) is None
     shutil.rmtree(os.path.join(proc, "77"))
     assert rem.read_process(proc, 77) is None

@@ -18,6 +18,7 @@ import pytest
 
 from ansible_collections.oomguard.fleet.plugins.module_utils import exposure as ex
 from ansible_collections.oomguard.fleet.plugins.module_utils import oom_facts
+from ansible_collections.oomguard.fleet.plugins.module_utils import proc_reader
 from ansible_collections.oomguard.fleet.plugins.module_utils.oom_facts import gather_oom_facts
 from ansible_collections.oomguard.fleet.tests.unit.procfs_tree import DEFAULT_MEMINFO, vendor_tree
 
@@ -29,13 +30,13 @@ def deny(monkeypatch, pid, name="stat", code=errno.EACCES):
     """Make reads of /proc/<pid>/<name> fail with ``code``, as hidepid=1 or a file mode does for a non-root reader."""
     suffix = os.sep + os.path.join(str(pid), name)
     for reader in ("read_small", "read_bytes"):
-        real = getattr(oom_facts, reader)
+        real = getattr(proc_reader, reader)
 
         def failing(path, _real=real):
             if path.endswith(suffix):
                 raise OSError(code, os.strerror(code), path)
             return _real(path)
-        monkeypatch.setattr(oom_facts, reader, failing)
+        monkeypatch.setattr(proc_reader, reader, failing)
 
 
 def samples(facts):
@@ -70,13 +71,13 @@ def test_absent_file_of_a_live_process_is_not_vanished(tmp_path):
 
 def test_absent_file_in_a_removed_pid_directory_is_vanished(tmp_path, monkeypatch):
     tree = vendor_tree(tmp_path, extra=[JAVA])
-    real = oom_facts.read_small
+    real = proc_reader.read_small
 
     def exit_first(path):
         if path.endswith(os.sep + "4242" + os.sep + "stat"):
             shutil.rmtree(os.path.join(tree, "4242"))
         return real(path)
-    monkeypatch.setattr(oom_facts, "read_small", exit_first)
+    monkeypatch.setattr(proc_reader, "read_small", exit_first)
     facts = gather_oom_facts(tree)
     assert samples(facts) == [(4242, "stat", "vanished")]
     assert facts["errors"]["vanished_count"] == 1 and facts["errors"]["unreadable_count"] == 0

@@ -252,16 +252,16 @@ def test_nothing_left_to_change_under_the_lock(host, monkeypatch):
 
 def hide_process(monkeypatch, pid):
     """Reading /proc/<pid>/* answers EACCES, as with hidepid=1 for another user's process."""
-    from ansible_collections.oomguard.fleet.plugins.module_utils import remediation
+    from ansible_collections.oomguard.fleet.plugins.module_utils import proc_reader
 
-    real_open = open
+    for name in ("read_small", "read_bytes"):
+        real_read = getattr(proc_reader, name)
 
-    def hidepid(path, mode="r", **kw):
-        if "/%d/" % pid in path:
-            raise PermissionError(13, "Permission denied", path)
-        return real_open(path, mode, **kw)
-
-    monkeypatch.setattr(remediation, "open", hidepid, raising=False)
+        def hidepid(path, _real=real_read):
+            if "/%d/" % pid in path:
+                raise PermissionError(13, "Permission denied", path)
+            return _real(path)
+        monkeypatch.setattr(proc_reader, name, hidepid)
 
 
 def test_an_unreadable_process_fails_and_says_become(host, monkeypatch):
