@@ -11,9 +11,9 @@ import os
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import GATE_CHOICES_WITH_ALIASES, GATE_LEVELS, NO_GATE, normalize_gate
 from ansible_collections.oomguard.fleet.plugins.plugin_utils.report import (
     FACT_KEYS,
-    SAFE_LEVELS,
     ReportError,
     build_report,
     carry_over_times,
@@ -40,8 +40,8 @@ ARGUMENT_SPEC = {
     "results_dir": {"type": "path"},
     "write_results": {"type": "bool", "default": True},
     "prometheus_path": {"type": "path"},
-    "junit_fail_on": {"type": "str", "choices": list(SAFE_LEVELS[1:]), "default": "high"},
-    "fail_on": {"type": "str", "choices": ["none"] + list(SAFE_LEVELS[1:]), "default": "none"},
+    "junit_fail_on": {"type": "str", "choices": list(GATE_LEVELS), "default": "high"},
+    "fail_on": {"type": "str", "choices": list(GATE_CHOICES_WITH_ALIASES), "default": NO_GATE},
     "unknown_fails": {"type": "bool", "default": True},
     "run_id": {"type": "str"},
     "worst": {"type": "int", "default": 5},
@@ -182,6 +182,7 @@ class ActionModule(ActionBase):
         if problem:
             result.update(failed=True, msg=problem)
             return result
+        args["fail_on"] = normalize_gate(args["fail_on"])
         check_mode = bool(self._task.check_mode)
         now = utc_now()
         written_at = format_time(now)

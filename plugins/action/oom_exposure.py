@@ -18,14 +18,16 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.oomguard.fleet.plugins.module_utils.exposure import (
-    ExposureError,
-    LEVELS,
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import (
+    GATE_CHOICES_WITH_ALIASES,
     NO_GATE,
-    RULE_ARGUMENT_SPEC,
-    assess,
     gate_message,
     gate_tripped,
+)
+from ansible_collections.oomguard.fleet.plugins.module_utils.exposure import (
+    ExposureError,
+    RULE_ARGUMENT_SPEC,
+    assess,
     normalize_options,
     validate_custom_rules,
 )
@@ -43,7 +45,7 @@ RULE_SPEC = RULE_ARGUMENT_SPEC
 OWN_SPEC = {
     "custom_rules": {"type": "list", "elements": "dict"},
     "host": {"type": "str"},
-    "fail_on": {"type": "str", "choices": list(NO_GATE) + list(LEVELS[1:]), "default": "never"},
+    "fail_on": {"type": "str", "choices": list(GATE_CHOICES_WITH_ALIASES), "default": NO_GATE},
     "fail_on_name": {"type": "str", "default": "fail_on"},
     "results_dir": {"type": "path"},
     "run_id": {"type": "str"},

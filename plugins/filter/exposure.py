@@ -11,15 +11,8 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.oomguard.fleet.plugins.module_utils.exposure import (
-    LEVELS,
-    NO_GATE,
-    UNKNOWN,
-    ExposureError,
-    assess,
-    gate_message,
-    gate_tripped,
-)
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import LEVELS, gate_message, gate_tripped, normalize_gate
+from ansible_collections.oomguard.fleet.plugins.module_utils.exposure import ExposureError, assess
 
 
 def exposure(facts, host=None, custom_rules=None, **options):
@@ -32,10 +25,11 @@ def exposure(facts, host=None, custom_rules=None, **options):
 
 def exposure_gate(verdict, fail_on, name="fail_on"):
     """The gate's message when ``verdict`` is at or above ``fail_on``, else an empty string."""
-    if fail_on not in NO_GATE + LEVELS[1:]:
-        raise AnsibleFilterError("oomguard.fleet.exposure_gate: fail_on must be one of %s, got %r"
-                                 % (", ".join(NO_GATE + LEVELS[1:]), fail_on))
-    if not isinstance(verdict, dict) or verdict.get("level") not in LEVELS + (UNKNOWN,):
+    try:
+        normalize_gate(fail_on)
+    except ValueError as exc:
+        raise AnsibleFilterError("oomguard.fleet.exposure_gate: %s" % exc) from None
+    if not isinstance(verdict, dict) or verdict.get("level") not in LEVELS:
         raise AnsibleFilterError("oomguard.fleet.exposure_gate: the input must be an oomguard_exposure verdict "
                                  "(a dict with a level), got %r" % (verdict,))
     if not gate_tripped(verdict["level"], fail_on):

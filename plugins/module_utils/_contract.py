@@ -61,6 +61,16 @@ def level_rank(level):
         raise ValueError("level must be one of %s, got %r" % (", ".join(LEVELS), level))
 
 
+# The level as a number in exported data (the Prometheus gauge, the HTML table's sort key): not a
+# rank, since unknown is no level on that scale.
+LEVEL_VALUE_UNKNOWN = -1
+
+
+def level_value(level):
+    """ok 0 ... critical 4; ``unknown`` (or anything else) -1."""
+    return _RANK[level] if level in SEVERITY_LEVELS else LEVEL_VALUE_UNKNOWN
+
+
 def worst_level(levels):
     """The worst of ``levels`` (``ok`` for none)."""
     result = "ok"
@@ -90,6 +100,12 @@ def gate_tripped(level, fail_on, unknown_fails=True):
     if level == UNKNOWN:
         return bool(unknown_fails)
     return level_rank(level) >= level_rank(fail_on)
+
+
+def gate_message(exposure, fail_on, fail_on_name="fail_on"):
+    """Why the gate stops this host: its level, the setting, and the findings (or the reason for ``unknown``)."""
+    why = exposure.get("reason") if exposure["level"] == UNKNOWN else ", ".join(f["id"] for f in exposure["findings"])
+    return "%s is %s, at or above %s=%s (%s)" % (exposure.get("host"), exposure["level"], fail_on_name, fail_on, why)
 
 
 # ---- timestamps -----------------------------------------------------------------------------

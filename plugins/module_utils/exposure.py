@@ -13,12 +13,19 @@ Inputs are the facts of ``oomguard.fleet.oom_score_facts``: ``oom`` (required),
 
 from __future__ import annotations
 
-import datetime
 import fnmatch
 import json
 import re
 
-from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import OomguardError
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import (
+    SEVERITY_LEVELS,
+    UNKNOWN,
+    OomguardError,
+    format_time,
+    level_rank,
+    worst_level as worst,
+)
+from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import OOM_SCORE_ADJ_MIN as UNKILLABLE_ADJ
 
 try:
     import jmespath
@@ -31,12 +38,7 @@ except ImportError:  # pragma: no cover - jmespath is a requirement of the colle
 
 SCHEMA = 1
 
-LEVELS = ("ok", "low", "medium", "high", "critical")
-UNKNOWN = "unknown"
-SEVERITIES = LEVELS[1:]
-_RANK = dict((name, rank) for rank, name in enumerate(LEVELS))
-
-UNKILLABLE_ADJ = -1000
+SEVERITIES = SEVERITY_LEVELS[1:]
 
 DEFAULT_ALLOWLIST = ("sshd", "systemd-udevd", "udevd", "auditd", "dbus-daemon", "multipathd", "iscsid")
 
@@ -95,37 +97,6 @@ _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 class ExposureError(OomguardError):
     """Bad input to the rules: an option, an allowlist entry or a custom rule."""
-
-
-def level_rank(level):
-    """Rank of a level for comparisons; ``unknown`` ranks above ``critical`` (never safe)."""
-    if level == UNKNOWN:
-        return len(LEVELS)
-    return _RANK[level]
-
-
-NO_GATE = ("never", "none")
-
-
-def gate_tripped(level, fail_on):
-    """True when ``level`` is at or above ``fail_on``; ``unknown`` trips every gate that is set."""
-    if fail_on in NO_GATE:
-        return False
-    return level_rank(level) >= level_rank(fail_on)
-
-
-def gate_message(exposure, fail_on, fail_on_name="fail_on"):
-    """Why the gate stops this host: its level, the setting, and the findings (or the reason for ``unknown``)."""
-    why = exposure.get("reason") if exposure["level"] == UNKNOWN else ", ".join(f["id"] for f in exposure["findings"])
-    return "%s is %s, at or above %s=%s (%s)" % (exposure.get("host"), exposure["level"], fail_on_name, fail_on, why)
-
-
-def worst(levels):
-    result = "ok"
-    for level in levels:
-        if level_rank(level) > level_rank(result):
-            result = level
-    return result
 
 
 def human_kb(kb):
@@ -638,13 +609,8 @@ def run_custom_rules(compiled, document, figures, host):
 # ---------------------------------------------------------------- verdict
 
 
-def _now_iso(now=None):
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def unknown_result(host, reason, now=None):
-    result = {"schema": SCHEMA, "host": host, "level": UNKNOWN, "reason": reason, "checked_at": _now_iso(now),
+    result = {"schema": SCHEMA, "host": host, "level": UNKNOWN, "reason": reason, "checked_at": format_time(now),
               "findings": [], "figures": {}, "flagged": [], "skipped": []}
     result["summary"] = summary_line(result)
     return result
@@ -711,7 +677,7 @@ def assess(facts, host=None, options=None, custom_rules=None, now=None):
         "host": host,
         "level": UNKNOWN if reason else worst(f["severity"] for f in findings),
         "reason": reason,
-        "checked_at": _now_iso(now),
+        "checked_at": format_time(now),
         "findings": findings,
         "figures": figures,
         "flagged": flagged,

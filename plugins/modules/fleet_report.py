@@ -91,8 +91,9 @@ options:
     description:
       - Fail the task, after writing every file, when any host is at or above this level.
       - V(none) never fails for the level of a host.
+      - V(never) is a deprecated alias of V(none) (the word the C(assess) role used), accepted until release 0.2.0.
     type: str
-    choices: [none, low, medium, high, critical]
+    choices: [none, low, medium, high, critical, never]
     default: none
   unknown_fails:
     description:

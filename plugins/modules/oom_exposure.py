@@ -35,7 +35,7 @@ description:
     since it records what was read.
   - With O(fail_on), fails the host when its level is at or above that level, after writing its result file.
     A failed task sets no facts, so the verdict of such a host is in the registered result's
-    RV(oomguard_exposure) and its result file. To keep the fact, leave O(fail_on=never) and stop the hosts in a
+    RV(oomguard_exposure) and its result file. To keep the fact, leave O(fail_on=none) and stop the hosts in a
     later task with the P(oomguard.fleet.exposure_gate#filter) filter, as the role M(oomguard.fleet.assess) does.
 author:
   - oomguard.fleet maintainers (@oomguard)
@@ -69,11 +69,12 @@ options:
     type: str
   fail_on:
     description:
-      - Fail the host when its level is at or above this one. V(never) (or V(none)) never fails.
+      - Fail the host when its level is at or above this one. V(none) never fails.
       - A host judged C(unknown) fails every gate that is set.
+      - V(never) is a deprecated alias of V(none), accepted until release 0.2.0.
     type: str
-    choices: [never, none, low, medium, high, critical]
-    default: never
+    choices: [none, low, medium, high, critical, never]
+    default: none
   fail_on_name:
     description:
       - Name of the setting shown in the gate's failure message, for roles that pass their own variable as O(fail_on).

@@ -22,15 +22,18 @@ import re
 import stat
 
 from ansible_collections.oomguard.fleet.plugins.module_utils import safefile
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import (
+    LEVELS,
+    SEVERITY_LEVELS,
+    UNKNOWN,
+    gate_tripped,
+    level_value,
+)
 from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import REDACTED, redact_args
 
 REPORT_SCHEMA = 1
 RESULT_SCHEMA = 1
 
-SAFE_LEVELS = ("ok", "low", "medium", "high", "critical")
-UNKNOWN = "unknown"
-LEVELS = SAFE_LEVELS + (UNKNOWN,)
-LEVEL_RANK = {"ok": 0, "low": 1, "medium": 2, "high": 3, "critical": 4, UNKNOWN: -1}
 # Display order, worst first; unknown sits above ok because it is never safe.
 _LEVEL_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, UNKNOWN: 4, "ok": 5}
 
@@ -153,21 +156,12 @@ def utc_now():
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 
 
-def level_at_or_above(level, threshold, unknown_fails=True):
-    """True when ``level`` meets a gate at ``threshold`` (``none`` never trips)."""
-    if threshold in (None, "none"):
-        return False
-    if level == UNKNOWN:
-        return bool(unknown_fails)
-    return LEVEL_RANK.get(level, -1) >= LEVEL_RANK[threshold]
-
-
 def _finding(raw):
     raw = _dict(raw)
     severity = raw.get("severity")
     return {
         "id": _text(raw.get("id"), 40),
-        "severity": severity if severity in SAFE_LEVELS else UNKNOWN,
+        "severity": severity if severity in SEVERITY_LEVELS else UNKNOWN,
         "message": _text(raw.get("message")),
         "pids": [p for p in (_int(x) for x in _list(raw.get("pids"))) if p is not None],
     }
@@ -207,7 +201,7 @@ def _section(raw, fields, rows_key, row_fields):
 
 
 def _finding_order(finding):
-    return -LEVEL_RANK.get(finding["severity"], -1)
+    return -level_value(finding["severity"])
 
 
 def host_entry(host, record=None, failed_reason=None):
@@ -477,7 +471,7 @@ def top_finding(entry):
 
 def gate(report, threshold, unknown_fails=True):
     """Hosts at or above ``threshold`` as ``[(host, level)]``, worst first."""
-    return [(e["host"], e["level"]) for e in report["hosts"] if level_at_or_above(e["level"], threshold, unknown_fails)]
+    return [(e["host"], e["level"]) for e in report["hosts"] if gate_tripped(e["level"], threshold, unknown_fails)]
 
 
 def summary_lines(report, worst=5):

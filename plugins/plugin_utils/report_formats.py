@@ -15,11 +15,8 @@ import io
 import json
 import re
 
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import LEVELS, UNKNOWN, gate_tripped, level_value
 from ansible_collections.oomguard.fleet.plugins.plugin_utils.report import (
-    LEVEL_RANK,
-    LEVELS,
-    UNKNOWN,
-    level_at_or_above,
     parse_time,
     result_time,
     top_finding,
@@ -230,7 +227,7 @@ def render_junit(report, fail_on="high", unknown_fails=True):
             else:
                 skipped += 1
                 cases.append("%s\n      <skipped message=%s/>\n    </testcase>" % (head, _xml_attr("exposure unknown: %s" % entry["reason"])))
-        elif level_at_or_above(entry["level"], fail_on):
+        elif gate_tripped(entry["level"], fail_on):
             failures += 1
             top = top_finding(entry)
             message = "exposure %s (fails at %s)%s" % (entry["level"], fail_on, ": " + finding_text(top) if top else "")
@@ -270,7 +267,7 @@ def render_prometheus(report):
     """node_exporter textfile-collector format (write it atomically)."""
     metrics = (
         ("oomguard_host_exposure_level", "Exposure level of the host: 0 ok, 1 low, 2 medium, 3 high, 4 critical, -1 unknown.",
-         lambda e: LEVEL_RANK[e["level"]]),
+         lambda e: level_value(e["level"])),
         ("oomguard_host_unkillable_bytes", "Resident memory of processes the OOM killer may not kill (oom_score_adj -1000).",
          lambda e: None if e["figures"]["unkillable_rss_kb"] is None else e["figures"]["unkillable_rss_kb"] * 1024),
         ("oomguard_host_unkillable_ratio", "Unkillable resident memory as a share of MemTotal (0..1).",

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from html import escape
 
-from ansible_collections.oomguard.fleet.plugins.plugin_utils.report import LEVEL_RANK, UNKNOWN, result_time
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import UNKNOWN, level_value
+from ansible_collections.oomguard.fleet.plugins.plugin_utils.report import result_time
 from ansible_collections.oomguard.fleet.plugins.plugin_utils.report_formats import kib_text, pct_text, run_label, stale_note, taken
 
 LEVEL_COLOURS = {
@@ -230,7 +231,7 @@ def render_html(report, chart_limit=40):
             "</tr>" % (
                 _e(entry["host"]), entry["level"], ' class="is-stale" data-stale="1"' if entry.get("stale") else "",
                 _e(entry["host"]), _e(entry["host"]),
-                LEVEL_RANK[entry["level"]], _badge(entry["level"]),
+                level_value(entry["level"]), _badge(entry["level"]),
                 _num_attr(fig["unkillable_share_pct"]), pct_text(fig["unkillable_share_pct"]),
                 _num_attr(fig["unkillable_rss_kb"]), kib_text(fig["unkillable_rss_kb"]),
                 _num_attr(fig["sunreclaim_kb"]), kib_text(fig["sunreclaim_kb"]),

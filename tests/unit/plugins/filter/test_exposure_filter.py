@@ -59,10 +59,11 @@ def test_unknown_reaches_every_gate_that_is_set_with_its_reason():
     verdict = {"host": "db01", "level": "unknown", "reason": "host unreachable: refused", "findings": []}
     assert exposure_gate(verdict, "critical") == "db01 is unknown, at or above fail_on=critical (host unreachable: refused)"
     assert exposure_gate(verdict, "never") == ""
+    assert exposure_gate(verdict, "none") == ""
 
 
 @pytest.mark.parametrize("verdict, fail_on, error", [
-    ({"host": "a", "level": "ok", "findings": []}, "severe", "fail_on must be one of never, none, low, medium, high, critical, got 'severe'"),
+    ({"host": "a", "level": "ok", "findings": []}, "severe", "fail_on must be one of none, low, medium, high, critical, never, got 'severe'"),
     ({"host": "a"}, "high", "the input must be an oomguard_exposure verdict"),
     ("critical", "high", "the input must be an oomguard_exposure verdict"),
 ])

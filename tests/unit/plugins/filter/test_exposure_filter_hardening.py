@@ -13,7 +13,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.oomguard.fleet.plugins.filter.exposure import exposure
-from ansible_collections.oomguard.fleet.plugins.module_utils import exposure as ex
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import gate_tripped
 from ansible_collections.oomguard.fleet.plugins.module_utils.oom_facts import gather_oom_facts
 from ansible_collections.oomguard.fleet.plugins.modules import oom_score_facts
 from ansible_collections.oomguard.fleet.tests.unit.module_runner import run_module
@@ -31,7 +31,7 @@ def test_module_then_filter_is_not_ok_without_become(tmp_path, monkeypatch):
     assert not failed and result["ansible_facts"]["oom"]["errors"]["unreadable_count"] == 1
     verdict = exposure(result["ansible_facts"], host="h1")
     assert verdict["level"] == "unknown" and "become: true" in verdict["reason"]
-    assert ex.gate_tripped(verdict["level"], "critical")
+    assert gate_tripped(verdict["level"], "critical")
 
 
 def test_nan_threshold_no_longer_hides_a_critical_host(tmp_path):

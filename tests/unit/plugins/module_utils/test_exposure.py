@@ -11,9 +11,9 @@ import os
 import pytest
 
 from ansible_collections.oomguard.fleet.plugins.module_utils import exposure as ex
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import OomguardError
 from ansible_collections.oomguard.fleet.plugins.module_utils.evidence import gather_evidence
 from ansible_collections.oomguard.fleet.plugins.module_utils.oom_facts import gather_oom_facts
-from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import OomguardError
 from ansible_collections.oomguard.fleet.plugins.module_utils.slabinfo import gather_slabinfo_facts
 from ansible_collections.oomguard.fleet.tests.unit.procfs_tree import slabinfo_text, vendor_tree
 

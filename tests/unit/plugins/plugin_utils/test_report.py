@@ -11,6 +11,7 @@ import os
 
 import pytest
 
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import gate_tripped
 from ansible_collections.oomguard.fleet.plugins.plugin_utils import report as rp
 
 T0 = "2026-11-29T02:00:00Z"
@@ -39,9 +40,12 @@ def exposure(level="high", host="h1", checked_at=T0, **extra):
     ("unknown", "low", False, False),
     ("critical", "none", True, False),
     ("critical", None, True, False),
+    ("critical", "never", True, False),
 ])
-def test_level_at_or_above(level, threshold, unknown_fails, expected):
-    assert rp.level_at_or_above(level, threshold, unknown_fails) is expected
+def test_report_gate(level, threshold, unknown_fails, expected):
+    assert gate_tripped(level, threshold, unknown_fails) is expected
+    report = {"hosts": [{"host": "h1", "level": level}]}
+    assert rp.gate(report, threshold, unknown_fails) == ([("h1", level)] if expected else [])
 
 
 @pytest.mark.parametrize("text,expected", [

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import SEVERITY_LEVELS
 from ansible_collections.oomguard.fleet.plugins.plugin_utils import report as rp
 from ansible_collections.oomguard.fleet.plugins.plugin_utils import report_formats as rf
 from ansible_collections.oomguard.fleet.plugins.plugin_utils import report_output as ro
@@ -29,7 +30,7 @@ def model_of(*hosts, **kwargs):
     records = []
     for host, level, message in hosts:
         exposure = {"level": level, "checked_at": T0, "reason": None,
-                    "findings": [{"id": "R1", "severity": level if level in rp.SAFE_LEVELS else "low", "message": message}],
+                    "findings": [{"id": "R1", "severity": level if level in SEVERITY_LEVELS else "low", "message": message}],
                     "figures": {"unkillable_rss_kb": 10, "unkillable_share_pct": 12.5, "sunreclaim_kb": 3}}
         records.append(rp.make_record(host, exposure, written_at=T0))
     return rp.build_report(records, **kwargs)
@@ -132,6 +133,20 @@ def test_html_chart_limit_and_empty():
     assert len(digest_html(limited).bars) == 4 and "The 4 hosts with the largest share of 6;" in limited
     empty = ro.render(rp.build_report([], expected_hosts=["a"]), "html")
     assert 'id="chart-empty"' in empty and digest_html(empty).rows[0]["level"] == "unknown"
+
+
+def test_html_shows_the_first_page_of_rows_and_a_button_for_the_rest():
+    from ansible_collections.oomguard.fleet.plugins.plugin_utils.report_html import PAGE_ROWS, render_html
+    hosts = [("h%02d" % i, "low", "m") for i in range(6)]
+    paged = render_html(model_of(*hosts), page_rows=4)
+    rows = digest_html(paged).rows
+    assert len(rows) == 6                                  # every host is in the page
+    assert [r["host"] for r in rows if r.get("hidden")] == [r["host"] for r in rows[4:]]
+    assert 'data-page="4"' in paged and 'id="show-all"' in paged and "Showing 4 of 6 hosts" in paged
+    for whole in (render_html(model_of(*hosts), page_rows=6), render_html(model_of(*hosts), page_rows=0)):
+        assert not any(r.get("hidden") for r in digest_html(whole).rows)
+        assert 'id="pager"' not in whole
+    assert PAGE_ROWS >= 100 and 'data-page="%d"' % PAGE_ROWS in ro.render(model_of(*hosts), "html")
 
 
 def test_render_unknown_format():
