@@ -346,6 +346,16 @@ def _foreign_dropin(path, meta):
             "journalled and playbooks/rollback.yml puts them back." % (path, what, DROPIN_HEADER))
 
 
+def dropin_change(unit, path, previous, previous_meta, content, action, content_meta=None, remove_dir=False, legacy=False,
+                  expected=None):
+    """One drop-in change of a plan (forward or rollback): the file goes from ``previous`` (lstat ``previous_meta``)
+    to ``content`` (with ``content_meta``'s mode, owner or symlink when journalled; None removes it, and with
+    ``remove_dir`` our empty <unit>.d dir). ``legacy``: an older version's drop-in of ours that ours replaces;
+    ``expected``: the OOMScoreAdjust= systemd reported before the run a rollback undoes."""
+    return {"unit": unit, "path": path, "previous": previous, "previous_meta": previous_meta, "content": content,
+            "content_meta": content_meta, "remove_dir": remove_dir, "action": action, "legacy": legacy, "expected": expected}
+
+
 def _plan_unit_dropins(unit_name, root, content, force):
     """The drop-in changes for one unit: ours (written unless already in place), then the removal of an
     older version's drop-in of ours (50-oomguard.conf) that ours replaces."""
@@ -360,14 +370,12 @@ def _plan_unit_dropins(unit_name, root, content, force):
         raise RemediationError(_foreign_dropin(path, meta))
     if not (ours and previous == content):
         action = "created" if meta is None else ("updated" if ours else "taken over")
-        changes.append({"unit": unit_name, "path": path, "previous": previous, "previous_meta": meta, "content": content,
-                        "action": action, "legacy": False})
+        changes.append(dropin_change(unit_name, path, previous, meta, content, action))
     for name in LEGACY_DROPIN_NAMES:
         legacy = os.path.join(os.path.dirname(path), name)
         legacy_meta, legacy_text = read_dropin(legacy)
         if legacy_meta is not None and legacy_meta["type"] == "file" and is_ours(legacy_text):
-            changes.append({"unit": unit_name, "path": legacy, "previous": legacy_text, "previous_meta": legacy_meta,
-                            "content": None, "action": "removed", "legacy": True})
+            changes.append(dropin_change(unit_name, legacy, legacy_text, legacy_meta, None, "removed", legacy=True))
     return changes
 
 
@@ -399,8 +407,22 @@ def plan(processes, value, persist, root, unit=None, force=False):
         winner = dropins.predict(root, unit_name, dropin_path(systemd_dir(root), unit_name), value)
         if winner:
             overridden.append(dict(winner, unit=unit_name))
-    return {"value": value, "runtime": runtime, "dropins": changes, "unpersisted": unpersisted, "unchanged": unchanged,
-            "units": units, "overridden": overridden}
+    return new_plan(changes, runtime, value=value, units=units, unpersisted=unpersisted, unchanged=unchanged,
+                    overridden=overridden)
+
+
+def new_plan(dropins, runtime, rollback_of=None, value=None, units=(), **extra):
+    """A plan ``apply`` makes: ``dropins`` (dropin_change) and ``runtime`` ({pid, name, unit, starttime, old, new})
+    changes. A forward change has the ``value`` systemd must then give its ``units``; a rollback names the run it
+    undoes (``rollback_of``). ``dropin_units``: the units whose drop-in the plan writes or restores (once each)."""
+    dropin_units = []
+    for item in dropins:
+        if not item["legacy"] and item["unit"] and item["unit"] not in dropin_units:
+            dropin_units.append(item["unit"])
+    if rollback_of is not None:
+        dropin_units.sort()  # a rollback's records come newest first; its restarts go in name order
+    return dict(extra, rollback_of=rollback_of, value=value, units=list(units), dropins=dropins, runtime=runtime,
+                dropin_units=dropin_units)
 
 
 def override_message(the_plan, root):
@@ -433,17 +455,6 @@ def plan_diff(the_plan):
     return diffs
 
 
-def write_dropin(path, content, previous_meta, selinux_module=None):
-    """Write our drop-in: 0644 root, atomically, never through a symlink (a symlink taken over with
-    force is replaced by the file, its target untouched); None removes the file."""
-    if content is None:
-        _unlink(path)
-        return
-    if previous_meta is not None and previous_meta["type"] == "symlink":
-        _unlink(path)
-    sf.write_atomic(path, content, mode=0o644, dir_mode=0o755, keep_metadata=False, selinux_module=selinux_module)
-
-
 def _unlink(path):
     try:
         os.unlink(path)  # unlink never follows a symlink
@@ -452,26 +463,28 @@ def _unlink(path):
             raise
 
 
-def restore_file(path, content, remove_dir, meta=None, selinux_module=None):
-    """Put a drop-in back as journalled: ``content`` with ``meta``'s mode and owner, or ``meta``'s
-    symlink; None content and no meta removes the file (and our empty <unit>.d dir)."""
+def put_dropin(path, content, meta=None, remove_dir=False, selinux_module=None):
+    """Make a drop-in path what a plan says, never writing through a symlink: ``content`` (0644 root, or
+    ``meta``'s mode and owner when ``meta`` is a journalled file), or ``meta``'s symlink; None content and
+    no symlink removes the file (and, with ``remove_dir``, our then empty <unit>.d dir). A symlink taken
+    over is replaced by the file, its target untouched."""
     if meta is not None and meta.get("type") == "symlink":
         _unlink(path)
         sf.make_symlink(path, meta["target"])
         return
-    if content is not None:
-        current = sf.read_meta(path)
-        if current is not None and current["type"] == "symlink":
-            _unlink(path)
-        file_meta = meta if meta is not None and meta.get("type") == "file" else None
-        sf.write_atomic(path, content, mode=0o644, keep_metadata=False, meta=file_meta, selinux_module=selinux_module)
+    if content is None:
+        _unlink(path)
+        if remove_dir:
+            try:
+                os.rmdir(os.path.dirname(path))
+            except OSError:
+                pass  # not empty: someone else's drop-ins live there too
         return
-    _unlink(path)
-    if remove_dir:
-        try:
-            os.rmdir(os.path.dirname(path))
-        except OSError:
-            pass  # not empty: someone else's drop-ins live there too
+    current = sf.read_meta(path)
+    if current is not None and current["type"] == "symlink":
+        _unlink(path)
+    file_meta = meta if meta is not None and meta.get("type") == "file" else None
+    sf.write_atomic(path, content, mode=0o644, dir_mode=0o755, keep_metadata=False, meta=file_meta, selinux_module=selinux_module)
 
 
 def refusal_message(pid, name, old, new, proc_path):
@@ -561,43 +574,106 @@ def keeping_partial(steps, *args):
     return outcome
 
 
-def apply(the_plan, journal, proc_path, systemd_running, run_command, restart=False, selinux_module=None):
-    """Make the planned changes, each journalled before it is made. Returns the outcome dict.
+def dropin_rows(items):
+    """What the modules return for drop-in changes: {unit, path, action}."""
+    return [{"unit": item["unit"], "path": item["path"], "action": item["action"]} for item in items]
 
-    With systemd running, the drop-ins are checked through ``systemctl show`` after the
-    daemon-reload, before any runtime change: a unit for which another file still wins fails the run.
+
+def planned_change(the_plan):
+    return bool(the_plan["runtime"] or the_plan["dropins"])
+
+
+def apply(the_plan, journal, proc_path, systemd_running, run_command, restart=False, selinux_module=None):
+    """Make a plan's changes (a forward change, or a rollback from rollback_plan), each journalled before it is
+    made, in four steps: the drop-in files; daemon-reload; the runtime values; the restarts. Returns the outcome dict.
+
+    With systemd running, a forward change's drop-ins are checked through ``systemctl show`` after the
+    daemon-reload, before any runtime change: a unit for which another file still wins fails the run. A rollback
+    is marked done in the journal unless the kernel refused a value, then checked the same way (verify_restored).
     """
     return keeping_partial(_apply_steps, the_plan, journal, proc_path, systemd_running, run_command, restart, selinux_module)
 
 
+def _dropin_record(item, rollback_of, before):
+    if rollback_of is not None:
+        return "rollback-dropin", dict(rollback_of=rollback_of, unit=item["unit"], path=item["path"], previous=item["previous"],
+                                       content=item["content"], restore_meta=item["content_meta"])
+    dir_created = item["content"] is not None and not os.path.isdir(os.path.dirname(item["path"]))
+    return "dropin", dict(unit=item["unit"], path=item["path"], previous=item["previous"], previous_meta=item["previous_meta"],
+                          content=item["content"], dir_created=dir_created,
+                          effective_before=None if item["legacy"] else before.get(item["unit"]))
+
+
+def _runtime_record(item, rollback_of):
+    fields = dict(pid=item["pid"], starttime=item["starttime"], name=item["name"], old=item["old"], new=item["new"])
+    if rollback_of is not None:
+        return "rollback-runtime", dict(fields, rollback_of=rollback_of)
+    return "runtime", dict(fields, unit=item["unit"])
+
+
 def _apply_steps(result, the_plan, journal, proc_path, systemd_running, run_command, restart, selinux_module):
-    written = [item["unit"] for item in the_plan["dropins"] if not item["legacy"]]
-    before = effective_values(run_command, written) if systemd_running and written else {}
+    of = the_plan["rollback_of"]
+    units = the_plan["dropin_units"]
+    before = effective_values(run_command, units) if systemd_running and units and of is None else {}
     for item in the_plan["dropins"]:
-        dir_created = item["content"] is not None and not os.path.isdir(os.path.dirname(item["path"]))
-        record = journal.intent("dropin", unit=item["unit"], path=item["path"], previous=item["previous"],
-                                previous_meta=item["previous_meta"], content=item["content"], dir_created=dir_created,
-                                effective_before=None if item["legacy"] else before.get(item["unit"]))
-        write_dropin(item["path"], item["content"], item["previous_meta"], selinux_module)
-        journal.outcome(record, "dropin", "done", path=item["path"])
-        result["dropins"].append({"unit": item["unit"], "path": item["path"], "action": item["action"]})
+        op, fields = _dropin_record(item, of, before)
+        record = journal.intent(op, **fields)
+        put_dropin(item["path"], item["content"], item["content_meta"], item["remove_dir"], selinux_module)
+        journal.outcome(record, op, "done", path=item["path"])
+        result["dropins"].extend(dropin_rows([item]))
     if the_plan["dropins"] and systemd_running:
         systemctl(run_command, "daemon-reload")
         result["daemon_reload"] = True
         verify_persisted(run_command, the_plan["units"], the_plan["value"])
     for item in the_plan["runtime"]:
-        record = journal.intent("runtime", pid=item["pid"], starttime=item["starttime"], name=item["name"],
-                                unit=item["unit"], old=item["old"], new=item["new"])
+        op, fields = _runtime_record(item, of)
+        record = journal.intent(op, **fields)
         status = set_runtime(proc_path, item)
-        journal.outcome(record, "runtime", status, pid=item["pid"])
-        if status == "done":
-            result["processes"].append(dict(item, status=status))
-        else:
-            result[status].append(dict(item, status=status))
+        journal.outcome(record, op, status, pid=item["pid"])
+        result["processes" if status == "done" else status].append(dict(item, status=status))
     if restart and systemd_running:
-        for unit in restartable(written):
+        for unit in restartable(units):
             systemctl(run_command, "restart", unit)
             result["restarted"].append(unit)
+    if of is not None:
+        if not result["refused"]:
+            journal.mark("rollback-complete", rollback_of=of)
+        if the_plan["dropins"] and systemd_running:
+            problems, result["warnings"] = verify_restored(run_command, expected_values(the_plan))
+            if problems:
+                raise RemediationError("The rollback restored the journalled files, but %s." % "; ".join(problems))
+
+
+def expected_values(the_plan):
+    """{unit: OOMScoreAdjust systemd reported before the run a rollback undoes} (the oldest record of the run
+    wins; None when the journal predates that record)."""
+    expected = {}
+    for item in the_plan["dropins"]:  # newest first: the last one seen is the run's first change
+        if item["unit"]:
+            expected[item["unit"]] = item.get("expected")
+    return expected
+
+
+def verify_restored(run_command, expected, read=None):
+    """(problems, warnings) once a rollback restored the drop-ins and systemd reloaded."""
+    read = read or dropins.read_file
+    problems, warnings = [], []
+    for unit in sorted(expected):
+        props = systemd_oom(run_command, unit)
+        if props.get("LoadState") != "loaded":
+            continue
+        shown, before = props.get("OOMScoreAdjust"), expected[unit]
+        if before is not None and shown == before:
+            continue
+        source = dropins.setting_file(props, unit, read)
+        if source and is_ours(read(source)):
+            problems.append("%s still gets OOMScoreAdjust=%s from %s, a drop-in of another oomguard run that was not rolled "
+                            "back: roll that run back too (playbooks/rollback.yml undoes the newest run first)"
+                            % (unit, shown, source))
+        elif before is not None:
+            warnings.append("%s now gets OOMScoreAdjust=%s from %s, not the %s systemd reported before the run: that file "
+                            "changed since the run and was left as it is" % (unit, shown, source or "its unit file", before))
+    return problems, warnings
 
 
 def restartable(units):

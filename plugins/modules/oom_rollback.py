@@ -143,7 +143,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.oomguard.fleet.plugins.module_utils import journal as jr
 from ansible_collections.oomguard.fleet.plugins.module_utils import remediation as rem
 from ansible_collections.oomguard.fleet.plugins.module_utils import rollback as rb
-from ansible_collections.oomguard.fleet.plugins.module_utils.common import remediation_argument_spec, run_locked
+from ansible_collections.oomguard.fleet.plugins.module_utils.common import apply_locked, finish, remediation_argument_spec
 
 
 def look(params, result, target=None):
@@ -191,48 +191,28 @@ def main():
     if params["rollback_run_id"] and not the_plan["intents"]:
         module.warn("The journal %s records no change for run %s; nothing to roll back" % (params["journal"], target))
     result.update(already_rolled_back=the_plan["already"], not_restored=the_plan["not_restored"])
-    result["changed"] = bool(the_plan["dropins"] or the_plan["runtime"])
+    result["changed"] = rem.planned_change(the_plan)
     if module.check_mode or not result["changed"]:
         if module._diff:
-            result["diff"] = rb.rollback_diff(the_plan)
-        result.update(restored=the_plan["runtime"], dropins=[
-            {"unit": d["unit"], "path": d["path"], "action": "removed" if d["restore"] is None else "restored"} for d in the_plan["dropins"]])
+            result["diff"] = rem.plan_diff(the_plan)
+        result.update(restored=the_plan["runtime"], dropins=rem.dropin_rows(the_plan["dropins"]))
         module.exit_json(**result)
 
-    plans = []
-
-    def act(journal):
+    def replan():
         # What to restore is decided again under the lock, from the journal as it is then: another run may
         # have changed the host or the journal since the look above.
         locked_plan, locked_damage = look(params, result, target)[1:]
         if locked_damage:
             raise jr.JournalError(locked_damage)
-        plans.append(locked_plan)
-        if not (locked_plan["dropins"] or locked_plan["runtime"]):
-            return rem.new_outcome()
-        return rb.apply_rollback(locked_plan, journal, params["proc_path"], rem.systemd_running(params["root"]),
-                                 module.run_command, params["restart"], selinux_module=module)
+        return locked_plan
 
-    outcome, error = run_locked(params["journal"], run_id, "rollback of %s" % target, act)
-    if plans:
-        the_plan = plans[0]
+    locked_plan, outcome, error = apply_locked(module, run_id, "rollback of %s" % target, replan)
+    if locked_plan:
+        the_plan = locked_plan
         result.update(already_rolled_back=the_plan["already"], not_restored=the_plan["not_restored"])
-    if module._diff:
-        result["diff"] = rb.rollback_diff(the_plan)
-    # What was done, not what was planned: a run that failed before its first change (the lock is held,
-    # the journal cannot be written) changed nothing.
-    result["changed"] = bool(outcome and (outcome["processes"] or outcome["dropins"]))
-    if outcome:
-        result.update(restored=outcome["processes"], dropins=outcome["dropins"], daemon_reload=outcome["daemon_reload"],
-                      restarted=outcome["restarted"], not_restored=the_plan["not_restored"] + outcome["vanished"])
-        for warning in outcome["warnings"]:
-            module.warn(warning)
-        if outcome["refused"]:
-            item = outcome["refused"][0]
-            error = rem.refusal_message(item["pid"], item["name"], item["old"], item["new"], params["proc_path"])
-    if error:
-        module.fail_json(msg=error, **result)
-    module.exit_json(**result)
+    finish(module, result, the_plan, outcome, error, lambda done: dict(
+        restored=done["processes"], dropins=done["dropins"], daemon_reload=done["daemon_reload"],
+        restarted=done["restarted"], not_restored=the_plan["not_restored"] + done["vanished"]))
 
 
 if __name__ == "__main__":

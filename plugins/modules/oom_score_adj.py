@@ -219,7 +219,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.oomguard.fleet.plugins.module_utils import journal as jr
 from ansible_collections.oomguard.fleet.plugins.module_utils import procfs
 from ansible_collections.oomguard.fleet.plugins.module_utils import remediation as rem
-from ansible_collections.oomguard.fleet.plugins.module_utils.common import remediation_argument_spec, run_locked
+from ansible_collections.oomguard.fleet.plugins.module_utils.common import apply_locked, finish, remediation_argument_spec
 
 SELECTORS = ["pid", "name", "unit", "cmdline"]
 
@@ -239,10 +239,6 @@ def select_and_plan(params, result):
     return the_plan
 
 
-def planned_change(the_plan):
-    return bool(the_plan["runtime"] or the_plan["dropins"])
-
-
 def warn_about(module, result, the_plan):
     for item in the_plan["unpersisted"]:
         module.warn("pid %d (%s) cannot be persisted at system level: %s. Its oom_score_adj is set at runtime only and "
@@ -256,10 +252,10 @@ def warn_about(module, result, the_plan):
 def finish_unchanged(module, params, result, the_plan):
     """Check mode, or nothing to change: report the plan and exit."""
     warn_about(module, result, the_plan)
-    result["changed"] = planned_change(the_plan)
+    result["changed"] = rem.planned_change(the_plan)
     if module._diff:
         result["diff"] = rem.plan_diff(the_plan)
-    done = {"processes": the_plan["runtime"], "dropins": [dict((k, d[k]) for k in ("unit", "path", "action")) for d in the_plan["dropins"]]}
+    done = {"processes": the_plan["runtime"], "dropins": rem.dropin_rows(the_plan["dropins"])}
     result.update(changes=rem.contract_changes(the_plan, done, params["persist"]), dropins=done["dropins"])
     module.exit_json(**result)
 
@@ -295,42 +291,22 @@ def main():
     if the_plan["overridden"]:
         warn_about(module, result, the_plan)
         module.fail_json(msg=rem.override_message(the_plan, params["root"]), **result)
-    if module.check_mode or not planned_change(the_plan):
+    if module.check_mode or not rem.planned_change(the_plan):
         finish_unchanged(module, params, result, the_plan)
 
-    def act(journal):
+    def replan():
         # What changes is decided again under the lock: another run may have changed the host since the look above.
         locked_plan = select_and_plan(params, result)
-        plans.append(locked_plan)
         if locked_plan["overridden"]:
             raise rem.RemediationError(rem.override_message(locked_plan, params["root"]))
-        if not planned_change(locked_plan):
-            return rem.new_outcome()
-        return rem.apply(locked_plan, journal, params["proc_path"], rem.systemd_running(params["root"]),
-                         module.run_command, params["restart"], selinux_module=module)
+        return locked_plan
 
-    plans = []
-    outcome, error = run_locked(params["journal"], run_id, "remediate", act)
-    if plans:
-        the_plan = plans[0]
+    locked_plan, outcome, error = apply_locked(module, run_id, "remediate", replan)
+    the_plan = locked_plan or the_plan
     warn_about(module, result, the_plan)
-    if module._diff:
-        result["diff"] = rem.plan_diff(the_plan)
-    # What was done, not what was planned: a run that failed before its first change (the lock is held,
-    # the journal cannot be written) changed nothing.
-    result["changed"] = bool(outcome and (outcome["processes"] or outcome["dropins"]))
-    if outcome:
-        result.update(changes=rem.contract_changes(the_plan, outcome, params["persist"]), dropins=outcome["dropins"],
-                      vanished=result["vanished"] + outcome["vanished"], daemon_reload=outcome["daemon_reload"],
-                      restarted=outcome["restarted"])
-        for warning in outcome["warnings"]:
-            module.warn(warning)
-        if outcome["refused"]:
-            item = outcome["refused"][0]
-            error = rem.refusal_message(item["pid"], item["name"], item["old"], item["new"], params["proc_path"])
-    if error:
-        module.fail_json(msg=error, **result)
-    module.exit_json(**result)
+    finish(module, result, the_plan, outcome, error, lambda done: dict(
+        changes=rem.contract_changes(the_plan, done, params["persist"]), dropins=done["dropins"],
+        vanished=result["vanished"] + done["vanished"], daemon_reload=done["daemon_reload"], restarted=done["restarted"]))
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def run(host, systemctl, value=0, run_id="run-1", force=False, systemd=True):
 def roll_back(host, systemctl, run_id="run-1", systemd=True):
     records = jr.read_records(host["journal"])[0]
     the_plan = rb.plan_rollback(records, run_id, host["proc"])
-    return the_plan, rb.apply_rollback(the_plan, jr.Journal(host["journal"], "undo-" + run_id), host["proc"], systemd, systemctl)
+    return the_plan, rem.apply(the_plan, jr.Journal(host["journal"], "undo-" + run_id), host["proc"], systemd, systemctl)
 
 
 def adj(host, pid=4242):

@@ -291,14 +291,14 @@ def test_refusal_message_names_the_capability(proc):
 def test_restore_file(tmp_path):
     path = str(tmp_path / "etc" / "a.service.d" / "50-oomguard.conf")
     put(path, "x\n")
-    rem.restore_file(path, "old\n", remove_dir=True)
+    rem.put_dropin(path, "old\n", remove_dir=True)
     assert open(path, encoding="utf-8").read() == "old\n"
     with open(os.path.join(os.path.dirname(path), "10-other.conf"), "w", encoding="utf-8") as handle:
         handle.write("[Service]\n")
-    rem.restore_file(path, None, remove_dir=True)
+    rem.put_dropin(path, None, remove_dir=True)
     assert not os.path.exists(path) and os.path.isdir(os.path.dirname(path))  # someone else's drop-in stays
     os.unlink(os.path.join(os.path.dirname(path), "10-other.conf"))
-    rem.restore_file(path, None, remove_dir=True)
+    rem.put_dropin(path, None, remove_dir=True)
     assert not os.path.exists(os.path.dirname(path))
 
 
@@ -315,10 +315,10 @@ def test_rollback_restores_newest_first_and_is_idempotent(proc, tmp_path):
     assert rb.resolve_run(records, None) == "run-1" and rb.resolve_run(records, "other") == "other"
     the_plan = rb.plan_rollback(records, "run-1", proc)
     assert [(r["old"], r["new"]) for r in the_plan["runtime"]] == [(0, 500), (500, -1000)]
-    diffs = rb.rollback_diff(the_plan)
+    diffs = rem.plan_diff(the_plan)
     assert diffs[0]["after"] == rem.dropin_content(500) and diffs[-1]["after"] == "-1000\n"
     undo = jr.Journal(journal.path, "run-2")
-    outcome = rb.apply_rollback(the_plan, undo, proc, True, Systemctl(root=sysdir))
+    outcome = rem.apply(the_plan, undo, proc, True, Systemctl(root=sysdir))
     assert adj(proc, 4242) == -1000 and open(path, encoding="utf-8").read() == "[Service]\nOOMScoreAdjust=-1000\n"
     assert outcome["daemon_reload"] and [d["action"] for d in outcome["dropins"]] == ["restored", "restored"]
     records = jr.read_records(journal.path)[0]
@@ -350,14 +350,15 @@ def test_refused_rollback_is_not_marked_complete(proc, tmp_path, monkeypatch):
     rem.apply(rem.plan(procs, 0, "none", str(tmp_path / "root")), journal, proc, False, Systemctl())
     records = jr.read_records(journal.path)[0]
     monkeypatch.setattr(rem, "set_runtime", lambda proc_path, item: "refused")
-    outcome = rb.apply_rollback(rb.plan_rollback(records, "run-1", proc), jr.Journal(journal.path, "run-2"), proc, False, Systemctl())
+    outcome = rem.apply(rb.plan_rollback(records, "run-1", proc), jr.Journal(journal.path, "run-2"), proc, False, Systemctl())
     assert [r["pid"] for r in outcome["refused"]] == [4242]
     records = jr.read_records(journal.path)[0]
     assert not jr.rolled_back(records, "run-1") and records[-1]["state"] == "refused"
 
 
 def test_rollback_of_an_empty_journal():
-    assert rb.plan_rollback([], None, "/proc") == {"run_id": None, "already": False, "dropins": [], "runtime": [], "not_restored": []}
+    assert rb.plan_rollback([], None, "/proc") == {"run_id": None, "already": False, "dropins": [], "runtime": [], "not_restored": [],
+                                                   "rollback_of": None, "value": None, "units": [], "dropin_units": []}
 
 
 @pytest.mark.parametrize("unit", ["../../x.service", "app", "app.service/../x.service", "a b.service", ".service",

@@ -144,8 +144,8 @@ def test_the_journal_is_read_under_the_lock(host, monkeypatch):
     def acquire_after_another_rollback(lock):
         monkeypatch.setattr(jr.RunLock, "acquire", real_acquire)
         records = jr.read_records(host["journal"])[0]
-        rb.apply_rollback(rb.plan_rollback(records, RUN, host["proc_path"]), jr.Journal(host["journal"], OTHER),
-                          host["proc_path"], False, None)
+        rem.apply(rb.plan_rollback(records, RUN, host["proc_path"]), jr.Journal(host["journal"], OTHER),
+         host["proc_path"], False, None)
         return real_acquire(lock)
 
     monkeypatch.setattr(jr.RunLock, "acquire", acquire_after_another_rollback)
