@@ -145,7 +145,7 @@ def test_the_journal_is_read_under_the_lock(host, monkeypatch):
         monkeypatch.setattr(jr.RunLock, "acquire", real_acquire)
         records = jr.read_records(host["journal"])[0]
         rem.apply(rb.plan_rollback(records, RUN, host["proc_path"]), jr.Journal(host["journal"], OTHER),
-         host["proc_path"], False, None)
+                  host["proc_path"], False, None)
         return real_acquire(lock)
 
     monkeypatch.setattr(jr.RunLock, "acquire", acquire_after_another_rollback)
