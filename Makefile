@@ -10,7 +10,7 @@ export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
 export PYTHONPATH := $(TOP)/.build/collections
 PYTEST := $(VENV)/bin/python -m pytest -p no:cacheprovider --import-mode=importlib
 
-.PHONY: demo test check bootstrap bootstrap-demo unit system pythons lab sanity units lint galaxy molecule lab-molecule compat bench clean
+.PHONY: demo audit-local test check bootstrap bootstrap-demo unit system pythons lab sanity units lint galaxy molecule lab-molecule compat bench clean
 
 bootstrap:
 	@scripts/bootstrap.sh test
@@ -18,8 +18,13 @@ bootstrap:
 bootstrap-demo:
 	@scripts/bootstrap.sh demo
 
+# A bundled fleet of recorded hosts (tests/fixtures/hosts): audit, flag, and a --check --diff reset.
 demo: bootstrap-demo
 	@scripts/demo.sh
+
+# The audit of this machine; the report goes to artifacts/audit-local/.
+audit-local: bootstrap-demo
+	@scripts/audit-local.sh
 
 test: bootstrap
 	$(MAKE) unit system pythons lab sanity units lint galaxy molecule compat

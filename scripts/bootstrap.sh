@@ -8,10 +8,10 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 venv="$top/.venv"
 profile="${1:-test}"
 
-# Debian packages: the demo needs only Python's venv; the tests need the real parts
+# Debian packages: the demo needs Python's venv and an SSH client (its unreachable host); the tests need the real parts
 # (sshd for the namespace fleet, podman for real systemd, chromium for the HTML report,
 # qemu and debootstrap for the panic lab's guest).
-demo_pkgs=(python3-venv procps iproute2)
+demo_pkgs=(python3-venv procps iproute2 openssh-client)
 test_pkgs=(shellcheck podman runc debootstrap chromium tini openssh-server openssh-client
            iproute2 procps python3-venv git rsync systemd-journal-remote
            qemu-system-x86 qemu-utils cpio e2fsprogs)

@@ -35,7 +35,9 @@ def test_user_sections_come_before_the_contributors_make_targets():
 
 def test_the_two_commands_are_kept():
     text = section('Set-up: two commands')
-    assert 'make demo   # installs what it needs, audits this host, writes the report to artifacts/demo/\n' in text
+    assert ('make demo   # installs what it needs, audits a bundled fleet of recorded hosts, writes the report to '
+            'artifacts/demo/\n') in text
+    assert '`tests/fixtures/hosts/`' in text and '`make audit-local`' in text
     assert 'make test   # installs what it needs, runs every test: unit, system, sanity, lint, molecule, compat\n' in text
 
 
