@@ -56,6 +56,9 @@ th button::after{content:" \\2195";color:var(--mute)}
 th[aria-sort=ascending] button::after{content:" \\2191"}
 th[aria-sort=descending] button::after{content:" \\2193"}
 td.findings{min-width:260px}
+.pager{display:flex;gap:12px;align-items:center;margin:10px 0 0;color:var(--mute)}
+.pager button{font:inherit;padding:4px 10px;border:1px solid var(--line);border-radius:6px;background:#fff;cursor:pointer}
+.pager button[hidden]{display:none}
 td.wide{min-width:130px}
 td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
 tbody tr:hover{background:#f6f8fa}
@@ -74,10 +77,32 @@ _JS = """
   var table=document.getElementById('hosts');
   var body=table.tBodies[0];
   var heads=table.tHead.rows[0].cells;
+  var page=parseInt(table.getAttribute('data-page'),10)||0;
+  var limit=page;
+  var query='';
+  var texts=null;
+  var pager=document.getElementById('pager');
+  var more=document.getElementById('show-all');
   function key(row,col,num){
     var v=row.cells[col].getAttribute('data-v');
     if(num){var n=parseFloat(v);return isNaN(n)?-Infinity:n;}
     return (v||'').toLowerCase();
+  }
+  function show(){
+    var rows=body.rows,matched=0,shown=0;
+    for(var i=0;i<rows.length;i++){
+      var r=rows[i];
+      var hit=query===''||texts.get(r).indexOf(query)>=0;
+      var visible=hit&&(limit===0||shown<limit);
+      if(hit){matched++;}
+      if(visible){shown++;}
+      if(r.hidden===visible){r.hidden=!visible;}
+    }
+    if(pager){
+      pager.querySelector('span').textContent=shown<matched?
+        'Showing '+shown+' of '+matched+' hosts, in the table\u2019s order.':'Showing all '+matched+' hosts.';
+      more.hidden=shown>=matched;
+    }
   }
   function sortBy(col){
     var th=heads[col];
@@ -86,26 +111,30 @@ _JS = """
     if(!num&&!th.getAttribute('aria-sort')){dir='ascending';}
     for(var i=0;i<heads.length;i++){heads[i].removeAttribute('aria-sort');}
     th.setAttribute('aria-sort',dir);
-    var rows=Array.prototype.slice.call(body.rows);
-    rows.sort(function(a,b){
-      var x=key(a,col,num),y=key(b,col,num);
-      var c=x<y?-1:(x>y?1:0);
-      return dir==='ascending'?c:-c;
-    });
+    var keyed=Array.prototype.map.call(body.rows,function(r,i){return [key(r,col,num),i,r];});
+    var sign=dir==='ascending'?1:-1;
+    keyed.sort(function(a,b){return a[0]<b[0]?-sign:(a[0]>b[0]?sign:a[1]-b[1]);});
     var frag=document.createDocumentFragment();
-    rows.forEach(function(r){frag.appendChild(r);});
+    keyed.forEach(function(k){frag.appendChild(k[2]);});
     body.appendChild(frag);
+    show();
+  }
+  function cacheTexts(){
+    if(texts===null){
+      texts=new Map();
+      Array.prototype.forEach.call(body.rows,function(r){texts.set(r,r.textContent.toLowerCase());});
+    }
   }
   for(var i=0;i<heads.length;i++){
     (function(col){heads[col].querySelector('button').addEventListener('click',function(){sortBy(col);});})(i);
   }
   var filter=document.getElementById('filter');
   filter.addEventListener('input',function(){
-    var q=filter.value.toLowerCase();
-    Array.prototype.forEach.call(body.rows,function(r){
-      r.hidden=q!==''&&r.textContent.toLowerCase().indexOf(q)<0;
-    });
+    cacheTexts();
+    query=filter.value.toLowerCase();
+    show();
   });
+  if(more){more.addEventListener('click',function(){limit=0;show();});}
   document.documentElement.setAttribute('data-ready','1');
 })();
 """
@@ -203,21 +232,36 @@ def _run_cell(entry, report):
     return "<code>%s</code>" % _e(label)
 
 
+def _pager(count, page_rows):
+    """The line under a table that shows only its first ``page_rows`` rows."""
+    if not page_rows or count <= page_rows:
+        return ""
+    return ('<p class="pager" id="pager"><span>Showing %d of %d hosts, in the table\u2019s order.</span>'
+            '<button type="button" id="show-all">Show all %d hosts</button></p>' % (page_rows, count, count))
+
+
 def _num_attr(value):
     return "" if value is None else str(value)
 
 
-def render_html(report, chart_limit=40):
+# Rows drawn at first: a browser lays out every shown row of the table again after each sort,
+# so a page of tens of thousands of hosts shows the first PAGE_ROWS (worst first) and a button
+# shows the rest; sorting and filtering run over every host. The JSON and CSV hold them all.
+PAGE_ROWS = 500
+
+
+def render_html(report, chart_limit=40, page_rows=PAGE_ROWS):
+    """The report as one HTML page; ``page_rows`` rows shown at first (0: all)."""
     totals = report["totals"]
     cards = "".join(
         '<div class="card" data-level="%s" style="background:%s"><b>%d</b><span>%s</span></div>' % (
             level, LEVEL_COLOURS[level], totals["by_level"][level], level)
         for level in _CARD_ORDER)
     rows = []
-    for entry in report["hosts"]:
+    for index, entry in enumerate(report["hosts"]):
         fig = entry["figures"]
         rows.append(
-            '<tr data-host="%s" data-level="%s"%s>'
+            '<tr data-host="%s" data-level="%s"%s%s>'
             '<td data-v="%s">%s</td>'
             '<td data-v="%d">%s</td>'
             '<td class="num" data-v="%s">%s</td>'
@@ -230,6 +274,7 @@ def render_html(report, chart_limit=40):
             '<td class="wide" data-v="%s">%s</td>'
             "</tr>" % (
                 _e(entry["host"]), entry["level"], ' class="is-stale" data-stale="1"' if entry.get("stale") else "",
+                " hidden" if page_rows and index >= page_rows else "",
                 _e(entry["host"]), _e(entry["host"]),
                 level_value(entry["level"]), _badge(entry["level"]),
                 _num_attr(fig["unkillable_share_pct"]), pct_text(fig["unkillable_share_pct"]),
@@ -266,8 +311,8 @@ def render_html(report, chart_limit=40):
         '<section id="share"><h2>Unkillable share of memory per host</h2>%s</section>' % _chart(report["hosts"], chart_limit),
         '<section><h2>Hosts</h2><div class="tools"><input id="filter" type="search" placeholder="Filter hosts, findings&hellip;" '
         'aria-label="Filter hosts"><span class="muted">Click a column header to sort.</span></div>',
-        '<div class="table-wrap"><table id="hosts"><thead><tr>%s</tr></thead><tbody>%s</tbody></table></div></section>' % (
-            head_html, "".join(rows)),
+        '<div class="table-wrap"><table id="hosts" data-page="%d"><thead><tr>%s</tr></thead><tbody>%s</tbody></table></div>%s</section>' % (
+            page_rows or 0, head_html, "".join(rows), _pager(len(rows), page_rows)),
         problems,
         "</main><script>%s</script></body></html>\n" % _JS,
     ))

@@ -130,6 +130,33 @@ def test_screenshot_kept_as_artifact(loaded):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20000
 
 
+def test_a_long_table_shows_a_page_sorts_filters_and_shows_all(report, tmp_path):
+    """More hosts than a page: the first rows show, sorting and filtering run over every host."""
+    from ansible_collections.oomguard.fleet.plugins.plugin_utils.report_html import render_html
+    hosts = [e["host"] for e in report["hosts"]]
+    path = tmp_path / "paged.html"
+    path.write_text(render_html(report, page_rows=3), encoding="utf-8")
+    with Chromium() as browser:
+        page = browser.open_page(path.as_uri())
+        pager = "document.querySelector('#pager span').textContent"
+        button = "document.getElementById('show-all')"
+        assert rows(page) == hosts[:3]                                   # worst first, as the report orders them
+        assert page.evaluate(pager) == "Showing 3 of %d hosts, in the table\u2019s order." % len(hosts)
+        click_header(page, 0)                                            # host name: the page is the first 3 of all
+        assert rows(page) == sorted(hosts, key=str.lower)[:3]
+        page.evaluate("(() => { const f = document.getElementById('filter'); f.value = 'web'; f.dispatchEvent(new Event('input')); })()")
+        assert rows(page) == ["web01", "web02"] and page.evaluate(pager) == "Showing all 2 hosts."
+        assert page.evaluate(button + ".hidden") is True
+        page.evaluate("(() => { const f = document.getElementById('filter'); f.value = ''; f.dispatchEvent(new Event('input')); })()")
+        assert len(rows(page)) == 3 and page.evaluate(button + ".hidden") is False
+        box = page.evaluate("(() => { const b = %s; b.scrollIntoView({block: 'center'}); const r = b.getBoundingClientRect();"
+                            " return [r.x + r.width / 2, r.y + r.height / 2]; })()" % button)
+        page.click(*box)
+        assert rows(page) == sorted(hosts, key=str.lower)
+        assert page.evaluate(pager) == "Showing all %d hosts." % len(hosts) and page.evaluate(button + ".hidden") is True
+        assert page.events("Runtime.exceptionThrown") == []
+
+
 def test_the_network_check_can_fail(tmp_path):
     """Control: a page that does fetch something is caught by both checks."""
     page_path = tmp_path / "leaky.html"

@@ -40,6 +40,8 @@ class HtmlDigest(HTMLParser):
             self.bars[-1]["fill"] = attrs["fill"]
         elif tag == "tr" and "data-host" in attrs:
             self._row = {"host": attrs["data-host"], "level": attrs["data-level"], "cells": []}
+            if "hidden" in attrs:   # beyond the first page of rows
+                self._row["hidden"] = True
         elif tag == "td" and self._row is not None:
             self._cell = ""
         elif tag == "section" and attrs.get("id") == "problems":
