@@ -151,7 +151,6 @@ from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import
 from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.metadata import (
     check_instance_facts_params,
     detect,
-    from_inventory,
     instance_facts_argument_spec,
 )
 
@@ -173,18 +172,12 @@ def main():
     problem = check_instance_facts_params(params)
     if problem:
         module.fail_json(msg=problem)
+    # Inventory identities (instance_id and region) never get here: the action plugin answers those itself.
     try:
-        identity = from_inventory(params['provider'], params['instance_id'], params['region'], params['zone'])
+        identity = detect(params['provider'], fetch, params['metadata_url'], params['token_ttl'], params['timeout'])
     except CloudError as exc:
         module.fail_json(msg=str(exc))
-    if identity:
-        identity['source'] = 'inventory'
-    else:
-        try:
-            identity = detect(params['provider'], fetch, params['metadata_url'], params['token_ttl'], params['timeout'])
-        except CloudError as exc:
-            module.fail_json(msg=str(exc))
-        identity['source'] = 'metadata'
+    identity['source'] = 'metadata'
     module.exit_json(changed=False, ansible_facts={'cloud_instance': identity})
 
 

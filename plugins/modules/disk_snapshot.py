@@ -81,7 +81,10 @@ options:
       - On the controller (a local connection without become, as the role M(oomguard.fleet.snapshot) runs it), the action
         plugin does the work in its own process with the module's code, so no module process is started; the cloud
         SDK must be importable by Ansible's own Python.
-        When it is not, or the task is delegated to another host or uses become, the module runs in rounds of this length
+        The credential variables the task's C(environment) keyword sets (E(ALIBABA_CLOUD_ACCESS_KEY_ID), E(AWS_PROFILE), ...)
+        are passed to the SDK as the options they stand for.
+        When the SDK is not importable there, or the task is delegated to another host or uses become, or its C(environment)
+        sets other variables, the module runs in rounds of this length
         (the first creates every snapshot and waits, the others wait) and the states are printed after each round.
     type: int
     default: 15
@@ -345,17 +348,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.backends import MissingSdk, build_backend
 from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import CloudError
-from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.runner import (
-    BackendCache,
-    SnapshotRun,
-    SnapshotRunError,
-    batch_requests,
-    batch_result,
-    check_params,
-    new_run_id,
-    run_many,
-    snapshot_argument_spec,
-)
+from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.runner import SnapshotRun, SnapshotRunError, prepare, run_batch, snapshot_argument_spec
 
 
 def diff_of(result):
@@ -366,32 +359,31 @@ def diff_of(result):
     return {'before': {'snapshots': before}, 'after': {'snapshots': after}}
 
 
-def run_batch(module, params):
-    hosts = run_many(BackendCache(params), batch_requests(params), check_mode=module.check_mode, concurrency=params['concurrency'])
-    module.exit_json(**batch_result(hosts, params))
+def run_one(module, params):
+    """One instance: the result, with a diff in diff mode."""
+    result = SnapshotRun(build_backend(params['provider'], params), params, check_mode=module.check_mode).run()
+    if module._diff:
+        result['diff'] = diff_of(result)
+    return result
 
 
 def main():
     module = AnsibleModule(argument_spec=snapshot_argument_spec(), supports_check_mode=True)
     params = dict(module.params)
-    problem = check_params(params)
+    problem = prepare(params)
     if problem:
         module.fail_json(msg=problem)
-    params['run_id'] = params['run_id'] or new_run_id()
     try:
-        backend = build_backend(params['provider'], params) if params['instance_id'] else None
-        if backend is None:
-            run_batch(module, params)
+        if params['instance_id']:
+            result = run_one(module, params)
+        else:
+            result = run_batch(params, check_mode=module.check_mode)
     except MissingSdk as exc:
         module.fail_json(msg=missing_required_lib(exc.library), exception=exc.import_error)
-    except CloudError as exc:
-        module.fail_json(msg=str(exc))
-    try:
-        result = SnapshotRun(backend, params, check_mode=module.check_mode).run()
     except SnapshotRunError as exc:
         module.fail_json(msg=str(exc), **exc.result)
-    if module._diff:
-        result['diff'] = diff_of(result)
+    except CloudError as exc:
+        module.fail_json(msg=str(exc))
     module.exit_json(**result)
 
 

@@ -13,14 +13,7 @@ import os
 import time
 import traceback
 
-from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import (
-    CloudError,
-    SnapshotBackend,
-    STATUS_ACCOMPLISHED,
-    STATUS_FAILED,
-    STATUS_PROGRESSING,
-    parse_progress,
-)
+from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import CloudError, SnapshotBackend
 
 SDK_IMPORT_ERROR = None
 try:
@@ -35,7 +28,6 @@ SDK_NAME = 'alibabacloud_ecs20140526 and alibabacloud_tea_openapi'
 
 # Codes the SDK itself retries (exact match), then our backoff covers the Throttling* family and 5xx.
 SDK_RETRY_CODES = ['Throttling', 'Throttling.User', 'Throttling.Api', 'ServiceUnavailable']
-STATUS_MAP = {'progressing': STATUS_PROGRESSING, 'accomplished': STATUS_ACCOMPLISHED, 'failed': STATUS_FAILED}
 PAGE_SIZE = 100
 
 
@@ -99,6 +91,8 @@ def profile_credentials(profile, environ=None, home=None):
 
 class AlicloudBackend(SnapshotBackend):
     provider = 'alicloud'
+    DONE_STATES = ('accomplished',)
+    FAILED_STATES = ('failed',)
 
     def __init__(self, region, endpoint_url=None, credentials=None, retries=6, retry_base=1.0, retry_cap=20.0,
                  sleep=time.sleep, connect_timeout_ms=5000, read_timeout_ms=20000, profile=None, ca_bundle=None):
@@ -184,20 +178,10 @@ class AlicloudBackend(SnapshotBackend):
             page += 1
         return found
 
-    @staticmethod
-    def _normalize(snap):
-        tags = {}
-        if snap.tags and snap.tags.tag:
-            tags = dict((t.tag_key, t.tag_value) for t in snap.tags.tag)
-        return {
-            'snapshot_id': snap.snapshot_id,
-            'disk_id': snap.source_disk_id,
-            'name': snap.snapshot_name,
-            'status': STATUS_MAP.get(snap.status, STATUS_PROGRESSING),
-            'progress': parse_progress(snap.progress),
-            'created_at': snap.creation_time,
-            'tags': tags,
-        }
+    def _normalize(self, snap):
+        tags = dict((t.tag_key, t.tag_value) for t in snap.tags.tag) if snap.tags and snap.tags.tag else {}
+        return self.snapshot(snap.snapshot_id, snap.source_disk_id, snap.snapshot_name, snap.status, snap.progress,
+                             snap.creation_time, tags)
 
     def delete_snapshot(self, snapshot_id):
         request = ecs_models.DeleteSnapshotRequest(snapshot_id=snapshot_id)

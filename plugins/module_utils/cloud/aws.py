@@ -9,14 +9,7 @@ __metaclass__ = type
 import time
 import traceback
 
-from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import (
-    CloudError,
-    SnapshotBackend,
-    STATUS_ACCOMPLISHED,
-    STATUS_FAILED,
-    STATUS_PROGRESSING,
-    parse_progress,
-)
+from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import CloudError, SnapshotBackend
 
 SDK_IMPORT_ERROR = None
 try:
@@ -30,8 +23,6 @@ SDK_NAME = 'boto3'
 THROTTLING_CODES = ('RequestLimitExceeded', 'Throttling', 'ThrottlingException', 'ServiceUnavailable', 'InternalError', 'Unavailable')
 # The per-volume snapshot rate limit lifts slowly: wait longer than for plain throttling.
 SLOW_CODES = ('SnapshotCreationPerVolumeRateExceeded',)
-STATUS_MAP = {'pending': STATUS_PROGRESSING, 'completed': STATUS_ACCOMPLISHED, 'error': STATUS_FAILED,
-              'recoverable': STATUS_PROGRESSING, 'recovering': STATUS_PROGRESSING}
 
 
 def _error_code(exc):
@@ -65,6 +56,9 @@ def _tag_list(tags):
 
 class AwsBackend(SnapshotBackend):
     provider = 'aws'
+    # pending, recoverable and recovering are progressing.
+    DONE_STATES = ('completed',)
+    FAILED_STATES = ('error',)
 
     def __init__(self, region, endpoint_url=None, credentials=None, retries=6, retry_base=1.0, retry_cap=20.0, sleep=time.sleep,
                  profile=None, ca_bundle=None):
@@ -144,20 +138,12 @@ class AwsBackend(SnapshotBackend):
             kwargs['NextToken'] = page['NextToken']
         return found
 
-    @staticmethod
-    def _normalize(snap):
+    def _normalize(self, snap):
         tags = dict((t['Key'], t['Value']) for t in snap.get('Tags', []))
         started = snap.get('StartTime')
-        return {
-            'snapshot_id': snap['SnapshotId'],
-            'disk_id': snap.get('VolumeId'),
-            'name': tags.get('Name'),
-            'status': STATUS_MAP.get(snap.get('State'), STATUS_PROGRESSING),
-            'progress': parse_progress(snap.get('Progress')),
-            'created_at': started.strftime('%Y-%m-%dT%H:%M:%S.%fZ') if hasattr(started, 'strftime') else started,
-            'tags': tags,
-            'state_message': snap.get('StateMessage'),
-        }
+        return self.snapshot(snap['SnapshotId'], snap.get('VolumeId'), tags.get('Name'), snap.get('State'), snap.get('Progress'),
+                             started.strftime('%Y-%m-%dT%H:%M:%S.%fZ') if hasattr(started, 'strftime') else started, tags,
+                             state_message=snap.get('StateMessage'))
 
     def delete_snapshot(self, snapshot_id):
         self._call('delete', 'snapshot %s' % snapshot_id, lambda: self.client.delete_snapshot(SnapshotId=snapshot_id))

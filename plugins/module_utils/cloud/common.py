@@ -14,6 +14,8 @@ import random
 import re
 import time
 
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import OomguardError
+
 OWNER_TAG_KEY = 'oomguard:managed-by'
 OWNER_TAG_VALUE = 'oomguard.fleet'
 RUN_TAG_KEY = 'oomguard:run-id'
@@ -30,7 +32,7 @@ _TEMPLATE_FIELD = re.compile(r'\{([a-z_]+)\}')
 _ZONE_ID = re.compile(r'^([a-z][a-z0-9-]*?)(?:-[a-z]|(?<=[0-9])[a-z])$')
 
 
-class CloudError(Exception):
+class CloudError(OomguardError):
     """The one error type the modules catch: 'Failed to <verb> <noun>: <cause>'."""
 
     def __init__(self, verb, noun, cause, code=None, retryable=False):
@@ -51,6 +53,9 @@ class SnapshotBackend(object):
     """
 
     provider = None
+    # The cloud's words for a snapshot that is done or failed; any other state (pending, recovering) is progressing.
+    DONE_STATES = ()
+    FAILED_STATES = ()
     retries = 6
     retry_base = 1.0
     retry_cap = 20.0
@@ -84,6 +89,14 @@ class SnapshotBackend(object):
             return result
         except Exception as exc:  # pylint: disable=broad-except
             raise CloudError(verb, noun, self.describe_error(exc), code=self.error_code(exc))
+
+    def snapshot(self, snapshot_id, disk_id, name, state, progress, created_at, tags, **extra):
+        """The one snapshot shape of every backend, from the cloud's own fields."""
+        status = STATUS_ACCOMPLISHED if state in self.DONE_STATES else STATUS_FAILED if state in self.FAILED_STATES else STATUS_PROGRESSING
+        snap = {'snapshot_id': snapshot_id, 'disk_id': disk_id, 'name': name, 'status': status,
+                'progress': parse_progress(progress), 'created_at': created_at, 'tags': tags}
+        snap.update(extra)
+        return snap
 
     def list_disks(self, instance_id):
         raise NotImplementedError

@@ -8,6 +8,7 @@ is testable without a network. Private to the oomguard.fleet collection."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import OomguardError
 from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import (
     CloudError,
     cloud_argument_spec,
@@ -33,7 +34,7 @@ FLAVOURS = {
 }
 
 
-class MetadataUnavailable(Exception):
+class MetadataUnavailable(OomguardError):
     """This flavour's service did not answer, or not with its token flow."""
 
 

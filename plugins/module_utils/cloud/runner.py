@@ -6,12 +6,11 @@ retain. Private to the oomguard.fleet collection; the module only maps options h
 
 from __future__ import annotations
 
-import datetime
-import random
 import threading
 import time
 
-from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.backends import build_backend
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import new_run_id
+from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.backends import build_backend, require_sdk
 from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.common import (
     CloudError,
     RUN_TAG_KEY,
@@ -62,11 +61,6 @@ def snapshot_argument_spec():
     return spec
 
 
-def new_run_id():
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
-    return 'oomguard-%s-%04d' % (stamp, random.SystemRandom().randint(0, 9999))
-
-
 def check_params(params):
     """A message for the first invalid combination of options, else None."""
     for key in ('wait_timeout', 'retention'):
@@ -93,6 +87,14 @@ def check_params(params):
         if problem:
             return problem
     return None
+
+
+def prepare(params):
+    """Check the options and give the run its id (when none was given); a message for the first problem, else None."""
+    problem = check_params(params)
+    if problem is None:
+        params['run_id'] = params['run_id'] or new_run_id()
+    return problem
 
 
 class BackendCache(object):
@@ -122,9 +124,62 @@ def batch_requests(params):
 
 
 def batch_result(hosts, params):
+    """The result of a batch, however it ran: ``hosts`` is ``{key: result}``, each result with ``failed``."""
     failed = sorted(key for key, result in hosts.items() if result['failed'])
     return dict(changed=any(r.get('changed') for r in hosts.values()), run_id=params['run_id'], provider=params['provider'],
                 hosts=hosts, failed_hosts=failed, message='%d instances, %d failed' % (len(hosts), len(failed)))
+
+
+def host_lines(hosts, keys=None):
+    """``<key>: <snapshot> (<disk>) <status> <n>%`` for each snapshot of each host (of ``keys`` when given), a
+    ``<key>: FAILED: <msg>`` line for a failed host, and the message of a host without snapshots (check mode)."""
+    lines = []
+    for key in sorted(hosts if keys is None else keys):
+        result = hosts[key]
+        snapshots = result.get('snapshots') or []
+        lines.extend('%s: %s' % (key, line) for line in progress_lines(snapshots))
+        if result.get('failed'):
+            lines.append('%s: FAILED: %s' % (key, result.get('msg')))
+        elif not snapshots and result.get('message'):
+            lines.append('%s: %s' % (key, result['message']))
+    return lines
+
+
+def timeout_cause(wait_timeout, snapshots):
+    return 'still not accomplished after %s seconds (wait_timeout); states: %s' % (
+        wait_timeout, '; '.join(progress_lines(snapshots)) or 'none listed yet')
+
+
+def pending(hosts):
+    """Keys of the hosts whose snapshots are still progressing (and not failed): the ones a later round waits for."""
+    return sorted(key for key, result in hosts.items() if not result.get('failed') and result.get('status') == STATUS_PROGRESSING)
+
+
+def merge(hosts, update):
+    """Results of a round replace the hosts' earlier results, keeping what earlier rounds
+    created and deleted (a later round only finds them); other hosts keep theirs."""
+    merged = dict(hosts)
+    for key, new in update.items():
+        old = hosts.get(key) or {}
+        new = dict(new)
+        new['changed'] = bool(old.get('changed') or new.get('changed'))
+        for field in ('created', 'deleted'):
+            new[field] = list(old.get(field) or []) + [x for x in new.get(field) or [] if x not in (old.get(field) or [])]
+        new['reused'] = [x for x in new.get('reused') or [] if x not in new['created']]
+        merged[key] = new
+    return merged
+
+
+def time_out(hosts, wait_timeout):
+    """Fail every host still progressing when the whole wait is over, as a run that timed out fails."""
+    out = dict(hosts)
+    for key in pending(hosts):
+        result = dict(out[key])
+        error = CloudError('wait for', 'snapshots of instance %s' % result.get('instance_id'),
+                           timeout_cause(wait_timeout, result.get('snapshots') or []))
+        result.update(failed=True, timed_out=True, status='failed', msg=str(error), message=str(error))
+        out[key] = result
+    return out
 
 
 class SnapshotRunError(CloudError):
@@ -341,8 +396,7 @@ class SnapshotRun(object):
                            '; '.join(progress_lines(self.result['snapshots']))))
         if self.result['timed_out'] and self.req.get('on_timeout', 'fail') == 'fail':
             self._fail('wait for', 'snapshots of instance %s' % self.req['instance_id'],
-                       'still not accomplished after %s seconds (wait_timeout); states: %s' % (
-                           self.req['wait_timeout'], '; '.join(progress_lines(self.result['snapshots']))))
+                       timeout_cause(self.req['wait_timeout'], self.result['snapshots']))
         try:
             self.retain()
         except CloudError as exc:
@@ -460,3 +514,20 @@ def run_many(make_backend, requests, check_mode=False, concurrency=16, sleep=tim
                                    progress=progress, progress_interval=progress_interval)
         list(pool.map(finish, [(run, errors.get(id(run))) for run in started]))
     return dict((r['key'], results[r['key']]) for r in requests)
+
+
+def run_batch(params, check_mode=False, progress=None, sleep=time.sleep, clock=time.monotonic):
+    """Snapshot every instance of ``params['instances']`` (options checked by ``prepare``) and return the batch result.
+
+    The one runner of a batch, in the module's process or the action plugin's. ``progress(lines)``, when given,
+    gets the ``host_lines`` of the started runs, then of the waiting ones every ``progress_interval`` seconds.
+    Raises MissingSdk when the provider's SDK is not importable; a host's cloud error fails that host only.
+    """
+    require_sdk(params['provider'])
+    report = None
+    if progress is not None:
+        def report(runs):
+            progress(host_lines(dict((run.req['key'], run.result) for run in runs)))
+    hosts = run_many(BackendCache(params), batch_requests(params), check_mode=check_mode, concurrency=params['concurrency'],
+                     sleep=sleep, clock=clock, progress=report, progress_interval=max(1, params['progress_interval']))
+    return batch_result(hosts, params)

@@ -1,11 +1,10 @@
-"""The module's own pure helpers: option checks, run ids, diff."""
+"""The options check the module and the action plugin share (module_utils/cloud/runner.py), and the module's diff."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
+from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.runner import check_params
 from ansible_collections.oomguard.fleet.plugins.modules import disk_snapshot
 
 
@@ -35,11 +34,7 @@ def params(**overrides):
      "(the zone id without its last letter)"),
 ])
 def test_check_params(overrides, message):
-    assert disk_snapshot.check_params(params(**overrides)) == message
-
-
-def test_new_run_id_format():
-    assert re.match(r'^oomguard-\d{8}T\d{6}Z-\d{4}$', disk_snapshot.new_run_id())
+    assert check_params(params(**overrides)) == message
 
 
 def test_diff():

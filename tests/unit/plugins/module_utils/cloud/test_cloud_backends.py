@@ -93,3 +93,51 @@ def test_build_backend_reports_a_missing_sdk(monkeypatch):
 def test_build_backend_unknown_provider():
     with pytest.raises(ValueError):
         build_backend('gcp', {'region': 'x'})
+
+
+@pytest.mark.parametrize('backend,state,status', [
+    (aws.AwsBackend, 'pending', 'progressing'),
+    (aws.AwsBackend, 'recovering', 'progressing'),
+    (aws.AwsBackend, 'completed', 'accomplished'),
+    (aws.AwsBackend, 'error', 'failed'),
+    (alicloud.AlicloudBackend, 'progressing', 'progressing'),
+    (alicloud.AlicloudBackend, 'accomplished', 'accomplished'),
+    (alicloud.AlicloudBackend, 'failed', 'failed'),
+    (alicloud.AlicloudBackend, 'something-new', 'progressing'),
+])
+def test_each_backend_maps_its_clouds_states_to_ours(backend, state, status):
+    snap = object.__new__(backend).snapshot('s-1', 'd-1', 'n', state, '40%', '2026-11-29T02:00:03Z', {'k': 'v'}, extra=1)
+    assert snap == {'snapshot_id': 's-1', 'disk_id': 'd-1', 'name': 'n', 'status': status, 'progress': 40,
+                    'created_at': '2026-11-29T02:00:03Z', 'tags': {'k': 'v'}, 'extra': 1}
+
+
+def test_aws_snapshot_fields():
+    import datetime
+    raw = {'SnapshotId': 'snap-1', 'VolumeId': 'vol-1', 'State': 'completed', 'Progress': '100%', 'StateMessage': None,
+           'StartTime': datetime.datetime(2026, 11, 29, 2, 0, 3), 'Tags': [{'Key': 'Name', 'Value': 'run-vol-1'}]}
+    assert object.__new__(aws.AwsBackend)._normalize(raw) == {
+        'snapshot_id': 'snap-1', 'disk_id': 'vol-1', 'name': 'run-vol-1', 'status': 'accomplished', 'progress': 100,
+        'created_at': '2026-11-29T02:00:03.000000Z', 'tags': {'Name': 'run-vol-1'}, 'state_message': None}
+
+
+def test_options_from_environment_fill_what_the_task_left_unset():
+    from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.backends import options_from_environment
+    params = {'provider': 'alicloud', 'access_key': None, 'secret_key': 'opt', 'security_token': None}
+    filled = options_from_environment(params, {'ALICLOUD_ACCESS_KEY': 'old', 'ALIBABA_CLOUD_ACCESS_KEY_ID': 'new',
+                                               'ALIBABA_CLOUD_ACCESS_KEY_SECRET': 'env', 'ALICLOUD_SECURITY_TOKEN': 't'})
+    assert filled == {'provider': 'alicloud', 'access_key': 'new', 'secret_key': 'opt', 'security_token': 't'}
+    assert params['access_key'] is None
+    aws_params = {'provider': 'aws', 'profile': None, 'ca_bundle': None}
+    assert options_from_environment(aws_params, {'AWS_PROFILE': 'ops', 'AWS_CA_BUNDLE': '/ca.pem'}) == {
+        'provider': 'aws', 'profile': 'ops', 'ca_bundle': '/ca.pem'}
+    assert options_from_environment(aws_params, {}) == aws_params
+    # A variable that is no cloud option of the provider needs a process with that environment.
+    assert options_from_environment(aws_params, {'AWS_PROFILE': 'ops', 'HTTPS_PROXY': 'http://127.0.0.1:3128'}) is None
+    assert options_from_environment(aws_params, {'ALIBABA_CLOUD_ACCESS_KEY_ID': 'x'}) is None
+
+
+def test_require_sdk_names_an_unknown_provider():
+    from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.backends import require_sdk
+    with pytest.raises(ValueError):
+        require_sdk('gcp')
+    assert require_sdk('aws') is aws and require_sdk('alicloud') is alicloud
