@@ -15,7 +15,8 @@ pythons=("$@")
 # Host-side code: what runs on the managed host's Python (the controller-side plugins need 3.10+).
 files=(plugins/modules/oom_score_facts.py plugins/modules/slabinfo_facts.py plugins/modules/oom_score_adj.py
        plugins/modules/oom_rollback.py)
-for name in common dropins evidence journal oom_facts procfs pycompat remediation rollback safefile slabinfo; do
+for name in _contract change_module dropins evidence journal oom_change oom_facts proc_reader procfs pycompat rollback_plan \
+            safefile slabinfo; do
     files+=("plugins/module_utils/$name.py")
 done
 

@@ -145,7 +145,7 @@ def scan(proc_path, errors):
     for pid in list_pids(proc_path):
         base = prefix + str(pid)
         try:
-            comm, ppid, flags, rss_pages, _ = reader.read_stat(base)
+            comm, ppid, flags, rss_pages = reader.read_stat(base)[:4]
         except (IOError, OSError) as exc:
             errors.add(pid, "stat", exc, base)
             continue

@@ -141,9 +141,9 @@ journal_damaged_lines:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.oomguard.fleet.plugins.module_utils import journal as jr
-from ansible_collections.oomguard.fleet.plugins.module_utils import remediation as rem
-from ansible_collections.oomguard.fleet.plugins.module_utils import rollback as rb
-from ansible_collections.oomguard.fleet.plugins.module_utils.common import apply_locked, finish, remediation_argument_spec
+from ansible_collections.oomguard.fleet.plugins.module_utils import oom_change as rem
+from ansible_collections.oomguard.fleet.plugins.module_utils import rollback_plan as rb
+from ansible_collections.oomguard.fleet.plugins.module_utils.change_module import apply_locked, finish, remediation_argument_spec
 
 
 def look(params, result, target=None):

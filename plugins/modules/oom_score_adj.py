@@ -218,8 +218,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.oomguard.fleet.plugins.module_utils import journal as jr
 from ansible_collections.oomguard.fleet.plugins.module_utils import procfs
-from ansible_collections.oomguard.fleet.plugins.module_utils import remediation as rem
-from ansible_collections.oomguard.fleet.plugins.module_utils.common import apply_locked, finish, remediation_argument_spec
+from ansible_collections.oomguard.fleet.plugins.module_utils import oom_change as rem
+from ansible_collections.oomguard.fleet.plugins.module_utils.change_module import apply_locked, finish, remediation_argument_spec
 
 SELECTORS = ["pid", "name", "unit", "cmdline"]
 

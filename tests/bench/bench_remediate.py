@@ -24,7 +24,7 @@ TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(TOP, ".build", "collections"))
 
 from ansible_collections.oomguard.fleet.plugins.module_utils import journal as jr  # noqa: E402
-from ansible_collections.oomguard.fleet.plugins.module_utils import remediation as rem  # noqa: E402
+from ansible_collections.oomguard.fleet.plugins.module_utils import oom_change as rem  # noqa: E402
 from ansible_collections.oomguard.fleet.tests.unit.procfs_tree import build_proc_tree  # noqa: E402
 
 CHANGES = int(os.environ.get("BENCH_CHANGES", "200"))

@@ -39,10 +39,10 @@ except ImportError:  # 2.16 - 2.18
         return text
 
 from ansible_collections.oomguard.fleet.plugins.action import fleet_report, oom_exposure
-from ansible_collections.oomguard.fleet.plugins.filter import remediate as remediate_filters
+from ansible_collections.oomguard.fleet.plugins.filter import remediate_role as remediate_filters
 from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.metadata import instance_facts_argument_spec
 from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.runner import snapshot_argument_spec
-from ansible_collections.oomguard.fleet.plugins.module_utils.common import remediation_argument_spec
+from ansible_collections.oomguard.fleet.plugins.module_utils.change_module import remediation_argument_spec
 from ansible_collections.oomguard.fleet.plugins.modules import oom_score_adj
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -13,12 +13,12 @@ import pytest
 
 from ansible_collections.oomguard.fleet.plugins.module_utils import dropins
 from ansible_collections.oomguard.fleet.plugins.module_utils import journal as jr
-from ansible_collections.oomguard.fleet.plugins.module_utils import remediation as rem
-from ansible_collections.oomguard.fleet.plugins.module_utils import rollback as rb
+from ansible_collections.oomguard.fleet.plugins.module_utils import oom_change as rem
+from ansible_collections.oomguard.fleet.plugins.module_utils import rollback_plan as rb
 from ansible_collections.oomguard.fleet.tests.unit.procfs_tree import build_proc_tree
 
-# The fake systemctl of test_remediation.py: show answers from the drop-ins under a root, as systemd would.
-_spec = importlib.util.spec_from_file_location("_remediation_tests", os.path.join(os.path.dirname(__file__), "test_remediation.py"))
+# The fake systemctl of test_oom_change.py: show answers from the drop-ins under a root, as systemd would.
+_spec = importlib.util.spec_from_file_location("_oom_change_tests", os.path.join(os.path.dirname(__file__), "test_oom_change.py"))
 _tests = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_tests)
 Systemctl = _tests.Systemctl

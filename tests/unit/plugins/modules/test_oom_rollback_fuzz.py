@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.oomguard.fleet.plugins.module_utils import journal as jr
-from ansible_collections.oomguard.fleet.plugins.module_utils import remediation as rem
+from ansible_collections.oomguard.fleet.plugins.module_utils import oom_change as rem
 from ansible_collections.oomguard.fleet.plugins.modules import oom_rollback
 from ansible_collections.oomguard.fleet.tests.unit.module_runner import run_module
 from ansible_collections.oomguard.fleet.tests.unit.procfs_tree import build_proc_tree

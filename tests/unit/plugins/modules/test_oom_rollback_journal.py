@@ -11,8 +11,8 @@ import os
 import pytest
 
 from ansible_collections.oomguard.fleet.plugins.module_utils import journal as jr
-from ansible_collections.oomguard.fleet.plugins.module_utils import remediation as rem
-from ansible_collections.oomguard.fleet.plugins.module_utils import rollback as rb
+from ansible_collections.oomguard.fleet.plugins.module_utils import oom_change as rem
+from ansible_collections.oomguard.fleet.plugins.module_utils import rollback_plan as rb
 from ansible_collections.oomguard.fleet.plugins.modules import oom_rollback, oom_score_adj
 from ansible_collections.oomguard.fleet.tests.unit.module_runner import run_module
 from ansible_collections.oomguard.fleet.tests.unit.procfs_tree import build_proc_tree

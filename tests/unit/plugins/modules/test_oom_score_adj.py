@@ -130,9 +130,9 @@ def test_unreadable_dropin_fails_before_any_change(host):
 
 
 def test_kernel_refusal_fails_with_the_capability(host, monkeypatch):
-    from ansible_collections.oomguard.fleet.plugins.module_utils import remediation
+    from ansible_collections.oomguard.fleet.plugins.module_utils import oom_change
 
-    monkeypatch.setattr(remediation, "set_runtime", lambda proc_path, item: "refused" if item["pid"] == 4242 else "done")
+    monkeypatch.setattr(oom_change, "set_runtime", lambda proc_path, item: "refused" if item["pid"] == 4242 else "done")
     failed, result = run_module(oom_score_adj.main, dict(host, cmdline="java|adhoc", value=0))
     assert failed and "CAP_SYS_RESOURCE" in result["msg"] and "pid 4242 (java)" in result["msg"]
     assert [c["pid"] for c in result["changes"]] == [77]  # the other process was still changed
@@ -168,9 +168,9 @@ def test_rollback_with_an_unreadable_journal(host):
 
 def test_rollback_refused_by_the_kernel_fails(host, monkeypatch):
     run_module(oom_score_adj.main, dict(host, pid=77, value=0))
-    from ansible_collections.oomguard.fleet.plugins.module_utils import remediation
+    from ansible_collections.oomguard.fleet.plugins.module_utils import oom_change
 
-    monkeypatch.setattr(remediation, "set_runtime", lambda proc_path, item: "refused")
+    monkeypatch.setattr(oom_change, "set_runtime", lambda proc_path, item: "refused")
     failed, result = run_module(oom_rollback.main, host)
     assert failed and "from 0 to -1000" in result["msg"] and "CAP_SYS_RESOURCE" in result["msg"]
 
@@ -209,9 +209,9 @@ def test_an_invalid_unit_name_is_an_error(host, unit):
 
 
 def test_a_catastrophic_cmdline_regex_fails_before_any_change(host, monkeypatch):
-    from ansible_collections.oomguard.fleet.plugins.module_utils import remediation
+    from ansible_collections.oomguard.fleet.plugins.module_utils import oom_change
 
-    monkeypatch.setattr(remediation, "CMDLINE_MATCH_SECONDS", 0.5)
+    monkeypatch.setattr(oom_change, "CMDLINE_MATCH_SECONDS", 0.5)
     build_proc_tree(host["proc_path"], processes=[{"pid": 500, "comm": "evil", "oom_score_adj": -1000,
                                                    "cmdline": ["a" * 40 + "!"]}])
     failed, result = run_module(oom_score_adj.main, dict(host, cmdline=r"(a+)+$", value=0))

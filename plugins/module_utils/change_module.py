@@ -10,8 +10,8 @@ __metaclass__ = type
 
 from ansible_collections.oomguard.fleet.plugins.module_utils import journal as jr
 from ansible_collections.oomguard.fleet.plugins.module_utils import safefile as sf
-from ansible_collections.oomguard.fleet.plugins.module_utils import remediation as rem
-from ansible_collections.oomguard.fleet.plugins.module_utils.remediation import RemediationError
+from ansible_collections.oomguard.fleet.plugins.module_utils import oom_change as rem
+from ansible_collections.oomguard.fleet.plugins.module_utils.oom_change import RemediationError
 
 
 def remediation_argument_spec():

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: oomguard.fleet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The ``remediate_plan`` and ``remediate_changes`` filters of the remediate role.
+"""The ``remediate_plan`` and ``remediate_changes`` filters of the remediate role (plugin_utils/remediate_role.py).
 
 Documentation: remediate_plan.yml and remediate_changes.yml next to this file.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.oomguard.fleet.plugins.plugin_utils import remediate as logic
+from ansible_collections.oomguard.fleet.plugins.plugin_utils import remediate_role as logic
 
 
 def remediate_plan(exposure, **options):

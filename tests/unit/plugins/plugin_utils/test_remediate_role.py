@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.oomguard.fleet.plugins.filter import remediate as filters
-from ansible_collections.oomguard.fleet.plugins.plugin_utils import remediate as logic
+from ansible_collections.oomguard.fleet.plugins.filter import remediate_role as filters
+from ansible_collections.oomguard.fleet.plugins.plugin_utils import remediate_role as logic
 
 RUN = "oomguard-20261129T020000Z-4711"
 JAVA = {"pid": 4242, "name": "java", "unit": "app.service", "oom_score_adj": -1000, "rss_kb": 6000, "rule": "OOM002"}

@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Controller-side decisions of the ``remediate`` role: which processes to reset, or why not.
 
-Private to oomguard.fleet; used by the ``remediate_plan`` and ``remediate_changes`` filters.
+Private to oomguard.fleet; used by the ``remediate_plan`` and ``remediate_changes`` filters
+(``filter/remediate_role.py``). On the host, ``module_utils/oom_change.py`` makes the changes.
 Pure functions: variables in, the ``oomguard_changes`` structure of docs/data-contract.md out.
 """
 

@@ -14,8 +14,8 @@ from ansible_collections.oomguard.fleet.plugins.module_utils import dropins
 from ansible_collections.oomguard.fleet.plugins.module_utils import journal as jr
 from ansible_collections.oomguard.fleet.plugins.module_utils import proc_reader
 from ansible_collections.oomguard.fleet.plugins.module_utils import procfs
-from ansible_collections.oomguard.fleet.plugins.module_utils import remediation as rem
-from ansible_collections.oomguard.fleet.plugins.module_utils import rollback as rb
+from ansible_collections.oomguard.fleet.plugins.module_utils import oom_change as rem
+from ansible_collections.oomguard.fleet.plugins.module_utils import rollback_plan as rb
 from ansible_collections.oomguard.fleet.tests.unit.procfs_tree import build_proc_tree, kernel_thread
 
 PROCS = [

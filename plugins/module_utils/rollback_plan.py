@@ -15,7 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.oomguard.fleet.plugins.module_utils import journal as jr
-from ansible_collections.oomguard.fleet.plugins.module_utils import remediation as rem
+from ansible_collections.oomguard.fleet.plugins.module_utils import oom_change as rem
 
 
 def resolve_run(records, run_id):
@@ -26,8 +26,8 @@ def resolve_run(records, run_id):
 
 
 def plan_rollback(records, run_id, proc_path):
-    """The plan that undoes run ``run_id``: of the shape of a forward change (``remediation.new_plan``), for the
-    same ``remediation.apply``, plus {run_id, already, not_restored}. Nothing is touched."""
+    """The plan that undoes run ``run_id``: of the shape of a forward change (``oom_change.new_plan``), for the
+    same ``oom_change.apply``, plus {run_id, already, not_restored}. Nothing is touched."""
     found = {"dropins": [], "runtime": [], "not_restored": []}
     already = run_id is not None and jr.rolled_back(records, run_id)
     if run_id is not None and not already:

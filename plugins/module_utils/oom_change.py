@@ -1,11 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: oomguard.fleet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Plan and apply oom_score_adj changes (runtime and systemd drop-ins), and roll them back.
+"""Change oom_score_adj on the host: select processes, plan a change (runtime values and systemd
+drop-ins), and apply a plan, forward or a rollback (``rollback_plan`` makes those of the same shape).
 
 Private to the oomguard.fleet collection: the modules ``oom_score_adj`` and ``oom_rollback``
-are thin faces over this file. Planning is pure (reads only); applying writes one journal
-intent record per change before making it (see ``journal.py``).
+are thin faces over this file and ``change_module``. Planning is pure (reads only); applying
+writes one journal intent record per change before making it (see ``journal.py``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -145,7 +146,8 @@ def read_process(proc_path, pid):
     base = os.path.join(proc_path, str(pid))
     try:
         with reading_process():
-            comm, _, flags, _, starttime = reader.read_stat(base)
+            stat = reader.read_stat(base)
+            comm, flags, starttime = stat[0], stat[2], stat[4]
             adj = reader.read_adj(base)[0]
             cgroup = reader.read_pid_file(base, "cgroup").decode("utf-8", "replace")
             cmdline = reader.read_pid_file(base, "cmdline")
