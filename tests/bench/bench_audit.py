@@ -1,17 +1,27 @@
 # Copyright (c) oomguard.fleet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Benchmark: the audit play against a ``ping`` play over the same namespace fleet.
+"""Benchmark: the audit play against a ``ping`` play over the same namespace fleet, and how both
+grow with the fleet.
 
 Both run over the same hosts (real SSH, pipelining on), with the same forks, warm (each
 is run once before timing), alternating, and the median of the timed runs is compared.
-A third play that only makes the assess role's remote round trip (the facts module)
-splits the audit's cost into that round trip and everything else (controller-side
-rules, extra tasks, the report); a task timer shows where the audit's time goes.
-Controller CPU time is printed beside wall time: on a busy machine it is the steadier
-figure.
+At the first size and forks, a third play that only makes the assess role's remote round
+trip (the facts module) splits the audit's cost into that round trip and everything else
+(controller-side rules, extra tasks, the report); a task timer shows where the audit's
+time goes. Controller CPU time is printed beside wall time: on a busy machine it is the
+steadier figure.
 
-Environment: BENCH_HOSTS (30), BENCH_FORKS (10), BENCH_ROUNDS (3), BENCH_GOAL (1.5).
-Exit status is 0 unless a play fails or the fleet cannot be built: the ratio is printed,
+Growth: the fleet is built once at the largest size (in fleets of at most 150 namespace
+hosts each, the harness's per-fleet limit being 250), and each size runs on the first N
+hosts (``--limit``), at each forks setting. Printed per size and forks: ping and audit wall,
+audit/ping (goal <= 1.25x at every size) and controller CPU per host (goal: flat, the
+largest size no more than +10% over the smallest). The per-host figures feed the capacity
+table in docs/scale.md.
+
+Environment: BENCH_SIZES ("30,100,300"), BENCH_FORKS ("10,50"), BENCH_ROUNDS (2 timed runs
+after one warm run per size), BENCH_GOAL (1.25), BENCH_CPU_GROWTH_GOAL (10, percent),
+BENCH_FLEET_SIZE (150, hosts per namespace fleet).
+Exit status is 0 unless a play fails or the fleet cannot be built: the figures are printed,
 not enforced.
 """
 
@@ -107,7 +117,7 @@ def hosts_cpu(harness, fleet):
     return total / tick
 
 
-def run_play(playbook, inventory, forks, workdir, extra_vars=()):
+def run_play(playbook, inventory, forks, workdir, extra_vars=(), limit=None):
     """Run one play; return wall seconds, controller CPU seconds and per-task wall seconds."""
     times_path = os.path.join(workdir, 'task-times.json')
     env = dict(os.environ)
@@ -116,7 +126,12 @@ def run_play(playbook, inventory, forks, workdir, extra_vars=()):
                 'ANSIBLE_DISPLAY_SKIPPED_HOSTS': 'false', 'ANSIBLE_DISPLAY_OK_HOSTS': 'false',
                 'ANSIBLE_CALLBACK_PLUGINS': CALLBACKS, 'ANSIBLE_CALLBACKS_ENABLED': 'bench_task_timer',
                 'BENCH_TASK_TIMES': times_path})
-    argv = [PLAYBOOK_BIN, '-i', inventory, '-f', str(forks), playbook]
+    inventories = [inventory] if isinstance(inventory, str) else list(inventory)
+    argv = [PLAYBOOK_BIN, '-f', str(forks), playbook]
+    for path in inventories:
+        argv += ['-i', path]
+    if limit:
+        argv += ['--limit', '@' + limit]
     for item in extra_vars:
         argv += ['-e', item]
     cpu = children_cpu()
@@ -144,7 +159,7 @@ def report(runs, label, settings):
     for name in order:
         print('  %-5s %6.2fs wall, %6.2fs controller CPU, %5.2fs CPU in the hosts  (wall per run: %s)'
               % (name, wall[name], cpu[name], remote[name], ', '.join('%.2f' % r['wall'] for r in runs[name])))
-    print('  audit/ping: %.2fx wall, %.2fx controller CPU (goal <= %.1fx wall): %s'
+    print('  audit/ping: %.2fx wall, %.2fx controller CPU (goal <= %.2fx wall): %s'
           % (ratio, cpu['audit'] / cpu['ping'], settings['goal'], 'MET' if ratio <= settings['goal'] else 'ABOVE GOAL'))
     if settings['load'] > os.cpu_count():
         print('  note: load average %.1f on %d CPUs while measuring: wall times are unreliable, '
@@ -157,22 +172,73 @@ def report(runs, label, settings):
         print('    %6.2fs %6.2fs  %s' % (task['seconds'], task['cpu'], task['task']))
 
 
+def growth(table, settings):
+    """The growth table: one row per size and forks."""
+    print('bench_audit: growth, %s hosts x forks %s, median of %d timed runs each; load average %.1f'
+          % (', '.join(str(n) for n in settings['sizes']), ', '.join(str(f) for f in settings['forks_list']),
+             settings['rounds'], os.getloadavg()[0]))
+    print('  %6s %5s %9s %9s %10s %22s %22s' % ('hosts', 'forks', 'ping', 'audit', 'audit/ping',
+                                                 'ping CPU/host (ms)', 'audit CPU/host (ms)'))
+    for (size, forks), row in sorted(table.items()):
+        ratio = row['audit_wall'] / row['ping_wall']
+        print('  %6d %5d %8.2fs %8.2fs %9.2fx %22.1f %22.1f  %s' % (
+            size, forks, row['ping_wall'], row['audit_wall'], ratio, 1000 * row['ping_cpu'] / size,
+            1000 * row['audit_cpu'] / size, 'MET' if ratio <= settings['goal'] else 'ABOVE GOAL'))
+    smallest, largest = settings['sizes'][0], settings['sizes'][-1]
+    for forks in settings['forks_list']:
+        small, large = table.get((smallest, forks)), table.get((largest, forks))
+        if not small or not large or smallest == largest:
+            continue
+        change = 100.0 * ((large['audit_cpu'] / largest) / (small['audit_cpu'] / smallest) - 1)
+        print('  forks %d: audit controller CPU per host %d -> %d hosts: %+.1f%% (goal <= +%.0f%%): %s' % (
+            forks, smallest, largest, change, settings['cpu_goal'], 'MET' if change <= settings['cpu_goal'] else 'ABOVE GOAL'))
+    worst = max(row['audit_wall'] / row['ping_wall'] for row in table.values())
+    print('  worst audit/ping: %.2fx (goal <= %.2fx at every size)' % (worst, settings['goal']))
+    per_host = table[(largest, settings['forks_list'][-1])]
+    print('  at %d hosts, forks %d: %.3f s of wall per host for the audit, i.e. %d hosts per hour per controller' % (
+        largest, settings['forks_list'][-1], per_host['audit_wall'] / largest, 3600.0 * largest / per_host['audit_wall']))
+
+
+def build_fleets(harness, workdir, hosts, per_fleet=150):
+    """Fleets of at most ``per_fleet`` hosts, named apart, together ``hosts`` hosts; returns them built."""
+    fleets = []
+    left, index = hosts, 0
+    try:
+        while left > 0:
+            count = min(per_fleet, left)
+            fleet = harness.Fleet(os.path.join(workdir, 'fleet%d' % index))
+            fleets.append(fleet)
+            fleet.up(count, name_format='f%d-n%%03d' % index)
+            left -= count
+            index += 1
+    except harness.FleetError as exc:
+        for fleet in fleets:
+            fleet.down()
+        raise RuntimeError('cannot build the fleet: %s' % exc) from exc
+    return fleets
+
+
 def main():
-    settings = {'hosts': int(os.environ.get('BENCH_HOSTS', '30')), 'forks': int(os.environ.get('BENCH_FORKS', '10')),
-                'rounds': int(os.environ.get('BENCH_ROUNDS', '3')), 'goal': float(os.environ.get('BENCH_GOAL', '1.5'))}
+    settings = {'sizes': sorted(int(n) for n in os.environ.get('BENCH_SIZES', '30,100,300').split(',')),
+                'forks_list': [int(n) for n in os.environ.get('BENCH_FORKS', '10,50').split(',')],
+                'rounds': int(os.environ.get('BENCH_ROUNDS', '2')), 'goal': float(os.environ.get('BENCH_GOAL', '1.25')),
+                'cpu_goal': float(os.environ.get('BENCH_CPU_GROWTH_GOAL', '10'))}
     if os.geteuid() != 0:
         print('bench_audit: skipped: the namespace fleet needs root')
         return 0
     harness = load_harness()
     with tempfile.TemporaryDirectory(prefix='oomguard-bench-') as workdir:
-        fleet = harness.Fleet(os.path.join(workdir, 'fleet'))
         start = time.monotonic()
+        fleets = build_fleets(harness, workdir, settings['sizes'][-1], int(os.environ.get('BENCH_FLEET_SIZE', '150')))
+        up = time.monotonic() - start
         try:
-            fleet.up(settings['hosts'])
-        except harness.FleetError as exc:
-            raise RuntimeError('cannot build the fleet: %s' % exc) from exc
-        settings['up'] = time.monotonic() - start
-        try:
+            names = [host['name'] for fleet in fleets for host in fleet.hosts]
+            # One group per fleet: each fleet's connection variables (key, known_hosts) sit on its group.
+            inventories = []
+            for index, fleet in enumerate(fleets):
+                inventories.append(os.path.join(workdir, 'inventory-%d.yml' % index))
+                with open(inventories[-1], 'w', encoding='utf-8') as handle:
+                    handle.write(fleet.inventory_text().replace('\n    fleet:\n', '\n    fleet%d:\n' % index, 1))
             plays = {'ping': os.path.join(workdir, 'ping.yml'), 'facts': os.path.join(workdir, 'facts.yml')}
             for name, text in (('ping', PING_PLAY), ('facts', FACTS_PLAY)):
                 with open(plays[name], 'w', encoding='utf-8') as handle:
@@ -180,18 +246,32 @@ def main():
             label, plays['audit'] = audit_play(workdir)
             # The audit as users run it, with the report written inside the scratch directory.
             extra = {'audit': ['oomguard_report_dir=%s' % os.path.join(workdir, 'report')]}
-            runs = {name: [] for name in plays}
-            for round_no in range(settings['rounds'] + 1):
-                for name in ('ping', 'facts', 'audit'):
-                    before = hosts_cpu(harness, fleet)
-                    result = run_play(plays[name], fleet.inventory_path, settings['forks'], workdir, extra.get(name, ()))
-                    result['hosts_cpu'] = hosts_cpu(harness, fleet) - before
-                    if round_no:  # round 0 warms controller caches, remote pycache and ControlPersist masters
-                        runs[name].append(result)
+            table, detail = {}, None
+            for size in settings['sizes']:
+                limit = os.path.join(workdir, 'limit-%d' % size)
+                with open(limit, 'w', encoding='utf-8') as handle:
+                    handle.write('\n'.join(names[:size]) + '\n')
+                first = size == settings['sizes'][0]
+                order = ('ping', 'facts', 'audit') if first else ('ping', 'audit')
+                for name in order:   # warms controller caches, remote pycache and ControlPersist masters
+                    run_play(plays[name], inventories, max(settings['forks_list']), workdir, extra.get(name, ()), limit)
+                for forks in settings['forks_list']:
+                    runs = {name: [] for name in order}
+                    for _round in range(settings['rounds']):
+                        for name in order:
+                            before = sum(hosts_cpu(harness, fleet) for fleet in fleets)
+                            result = run_play(plays[name], inventories, forks, workdir, extra.get(name, ()), limit)
+                            result['hosts_cpu'] = sum(hosts_cpu(harness, fleet) for fleet in fleets) - before
+                            runs[name].append(result)
+                    table[(size, forks)] = dict(('%s_%s' % (name, key), statistics.median(r[key] for r in runs[name]))
+                                                for name in ('ping', 'audit') for key in ('wall', 'cpu'))
+                    if detail is None:
+                        detail = (runs, dict(settings, hosts=size, forks=forks, up=up, load=os.getloadavg()[0]))
         finally:
-            fleet.down()
-    settings['load'] = os.getloadavg()[0]
-    report(runs, label, settings)
+            for fleet in fleets:
+                fleet.down()
+    report(detail[0], label, detail[1])
+    growth(table, settings)
     return 0
 
 

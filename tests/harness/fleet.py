@@ -240,8 +240,12 @@ class Fleet:
         return list((self.state or {}).get('hosts', []))
 
     # -- up ---------------------------------------------------------------------------
-    def up(self, hosts, slot=None, prefix=DEFAULT_PREFIX, network=DEFAULT_NETWORK, extra_inventory=None):
-        """Build the fleet; on any failure tear down what was made and re-raise."""
+    def up(self, hosts, slot=None, prefix=DEFAULT_PREFIX, network=DEFAULT_NETWORK, extra_inventory=None, name_format='node%02d'):
+        """Build the fleet; on any failure tear down what was made and re-raise.
+
+        ``name_format`` makes each inventory name from the host's index (1 up): two fleets used
+        together need different ones.
+        """
         self._preflight(hosts, prefix)
         if os.path.commonpath([self.state_dir, '/run']) == '/run':
             raise FleetError('the state directory %s is under /run, which each host replaces with its own tmpfs; '
@@ -251,7 +255,7 @@ class Fleet:
             raise FleetError('%s already records a fleet (status %s); run `fleet.py down --state %s` first'
                              % (self.state_dir, self.state.get('status'), self.state_dir))
         self.state = {'version': STATE_VERSION, 'status': 'creating', 'hosts': [], 'bridge': None,
-                      'prefix': prefix, 'extra_inventory': extra_inventory,
+                      'prefix': prefix, 'extra_inventory': extra_inventory, 'name_format': name_format,
                       'owner': 'oomguard-fleet:%s' % uuid.uuid4().hex[:16]}
         self._save()
         try:
@@ -352,7 +356,7 @@ class Fleet:
     def _make_host(self, index):
         slot, prefix = self.state['slot'], self.state['prefix']
         subnet = ipaddress.ip_network(self.state['subnet'])
-        host = {'name': 'node%02d' % index, 'netns': '%s%dh%d' % (prefix, slot, index),
+        host = {'name': self.state.get('name_format', 'node%02d') % index, 'netns': '%s%dh%d' % (prefix, slot, index),
                 'veth': '%s%dv%d' % (prefix, slot, index), 'address': str(subnet[index + 1]),
                 'pid': None, 'starttime': None}
         self.state['hosts'].append(host)
