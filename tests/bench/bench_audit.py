@@ -177,8 +177,8 @@ def growth(table, settings):
     print('bench_audit: growth, %s hosts x forks %s, median of %d timed runs each; load average %.1f'
           % (', '.join(str(n) for n in settings['sizes']), ', '.join(str(f) for f in settings['forks_list']),
              settings['rounds'], os.getloadavg()[0]))
-    print('  %6s %5s %9s %9s %10s %22s %22s' % ('hosts', 'forks', 'ping', 'audit', 'audit/ping',
-                                                 'ping CPU/host (ms)', 'audit CPU/host (ms)'))
+    heads = ('hosts', 'forks', 'ping', 'audit', 'audit/ping', 'ping CPU/host (ms)', 'audit CPU/host (ms)')
+    print('  %6s %5s %9s %9s %10s %22s %22s' % heads)
     for (size, forks), row in sorted(table.items()):
         ratio = row['audit_wall'] / row['ping_wall']
         print('  %6d %5d %8.2fs %8.2fs %9.2fx %22.1f %22.1f  %s' % (
