@@ -11,7 +11,15 @@ import os
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.oomguard.fleet.plugins.module_utils._contract import GATE_CHOICES_WITH_ALIASES, GATE_LEVELS, NO_GATE, normalize_gate
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import (
+    GATE_CHOICES_WITH_ALIASES,
+    GATE_LEVELS,
+    NO_GATE,
+    ResultFileError,
+    normalize_gate,
+    result_file_path,
+    write_result_file,
+)
 from ansible_collections.oomguard.fleet.plugins.plugin_utils.report import (
     FACT_KEYS,
     ReportError,
@@ -22,11 +30,9 @@ from ansible_collections.oomguard.fleet.plugins.plugin_utils.report import (
     gate,
     read_results_dir,
     records_from_facts,
-    result_file_path,
     result_file_payload,
     summary_lines,
     utc_now,
-    write_result_file,
 )
 from ansible_collections.oomguard.fleet.plugins.plugin_utils.report_formats import FORMATS
 from ansible_collections.oomguard.fleet.plugins.plugin_utils.report_output import output_paths, write_report
@@ -164,7 +170,7 @@ class ActionModule(ActionBase):
                 if _same_but(result_file_path(results_dir, record["host"]), payload, "written_at"):
                     continue
                 written.append(write_result_file(results_dir, record["host"], payload))
-        except ReportError as exc:
+        except ResultFileError as exc:
             raise ReportError("cannot write the result files in %s (%s); fix that or point results_dir "
                               "(role: oomguard_report_results_dir) at another directory" % (results_dir, exc)) from None
         return written

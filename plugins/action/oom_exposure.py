@@ -11,8 +11,6 @@ whose facts could not be gathered failed, each with its ``unknown`` verdict in t
 
 from __future__ import annotations
 
-import datetime
-
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
@@ -21,8 +19,11 @@ from ansible.utils.display import Display
 from ansible_collections.oomguard.fleet.plugins.module_utils._contract import (
     GATE_CHOICES_WITH_ALIASES,
     NO_GATE,
+    ResultFileError,
+    format_time,
     gate_message,
     gate_tripped,
+    write_result_file as write_host_result,
 )
 from ansible_collections.oomguard.fleet.plugins.module_utils.exposure import (
     ExposureError,
@@ -90,12 +91,11 @@ def show_lines(lines):
 
 
 def write_result_file(results_dir, host, exposure, run_id, now=None):
-    """Write the host's result file (``{schema, host, run_id, written_at, exposure}``); returns its path."""
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    record = {"schema": 1, "host": host, "run_id": run_id, "written_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "exposure": exposure}
+    """Write the host's result file, with the exposure section only, as the report role writes it; returns its path."""
+    record = report.make_record(host, exposure, run_id=run_id, written_at=format_time(now))
     try:
-        return report.write_result_file(results_dir, host, record)
-    except report.ReportError as exc:
+        return write_host_result(results_dir, host, report.result_file_payload(record))
+    except ResultFileError as exc:
         raise AnsibleError("cannot write the result file for %s in %s (%s); fix that or point results_dir at another directory "
                            "on the controller" % (host, results_dir, exc))
 

@@ -17,8 +17,16 @@ Run id
     through the ``oomguard.fleet.run_id`` filter.
 Timestamps
     ``utc_now``, ``format_time`` (``%Y-%m-%dT%H:%M:%SZ``) and ``parse_time``.
+Per-host result file
+    ``<results_dir>/<safe_host_filename(host)>``: ``result_payload`` builds its content (the
+    report normalises each section first: ``plugin_utils/report.result_file_payload``) and
+    ``write_result_file`` is its one writer (mode 0640, directory 0750, atomic), used by the
+    ``oom_exposure`` and ``fleet_report`` actions alike.
 Errors
     ``OomguardError``: the base of every error the collection raises on purpose.
+
+Files are written through ``module_utils/safefile.write_atomic`` (the collection's one atomic
+write: an unpredictable temp name in the same directory, removed on any failure).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -26,7 +34,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import hashlib
+import json
+import os
 import random
+import re
 
 from ansible_collections.oomguard.fleet.plugins.module_utils.pycompat import STRING_TYPES, UTC
 from ansible_collections.oomguard.fleet.plugins.module_utils.pycompat import utc_now as _utc_now
@@ -106,6 +118,76 @@ def gate_message(exposure, fail_on, fail_on_name="fail_on"):
     """Why the gate stops this host: its level, the setting, and the findings (or the reason for ``unknown``)."""
     why = exposure.get("reason") if exposure["level"] == UNKNOWN else ", ".join(f["id"] for f in exposure["findings"])
     return "%s is %s, at or above %s=%s (%s)" % (exposure.get("host"), exposure["level"], fail_on_name, fail_on, why)
+
+
+# ---- per-host result file ---------------------------------------------------------------------
+
+RESULT_SCHEMA = 1
+RESULT_KEYS = ("schema", "host", "run_id", "written_at", "exposure", "snapshots", "changes")
+RESULT_FILE_MODE = 0o640
+RESULT_DIR_MODE = 0o750
+_NAME_KEEP = re.compile(r"[^A-Za-z0-9._@:+-]")
+_NAME_MAX = 100
+# Lone surrogates (undecodable bytes a host sent) cannot be written as UTF-8.
+_SURROGATE = re.compile(u"[\ud800-\udfff]")
+# safefile's advice for hosts; on the controller the playbook's user writes and become does not apply.
+_BECOME_HINT = re.compile(r"run with become: true,? or ")
+
+
+class ResultFileError(OomguardError):
+    """A result file could not be written; the message says what to fix."""
+
+
+def controller_text(exc):
+    """A safefile message for the controller, without the advice to use become."""
+    return _BECOME_HINT.sub("", str(exc))
+
+
+def safe_host_filename(host):
+    """The result file name of an inventory host: one file per host, readable by people.
+
+    A name that is already a safe lower-case file name is kept (``web01.json``). Any other
+    name (path separators, spaces, leading dots, capitals, very long) is made safe and gets
+    ``~`` and the first 16 hex digits of the SHA-256 of the exact name, so ``web/1``,
+    ``web_1`` and ``Web_1`` get three files, also on case-insensitive file systems. Kept
+    names never contain ``~``, so the two kinds never meet. The exact name is the ``host``
+    inside the file.
+    """
+    readable = _NAME_KEEP.sub("_", host).lstrip(".")[:_NAME_MAX] or "_"
+    if readable == host and host == host.lower():
+        return host + ".json"
+    digest = hashlib.sha256(host.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return "%s~%s.json" % (readable, digest)
+
+
+def result_file_path(results_dir, host):
+    """``<results_dir>/<safe_host_filename(host)>``."""
+    return os.path.join(results_dir, safe_host_filename(host))
+
+
+def result_payload(host, run_id=None, written_at=None, exposure=None, snapshots=None, changes=None):
+    """The content of a host's result file: every key of ``RESULT_KEYS``, absent sections None."""
+    return {"schema": RESULT_SCHEMA, "host": host, "run_id": run_id, "written_at": written_at,
+            "exposure": exposure, "snapshots": snapshots, "changes": changes}
+
+
+def result_file_text(payload):
+    """A result file's text: JSON, valid UTF-8 whatever the host sent (lone surrogates become U+FFFD)."""
+    return _SURROGATE.sub(u"\ufffd", json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False)) + "\n"
+
+
+def write_result_file(results_dir, host, payload):
+    """Write ``payload`` as the result file of ``host`` (mode 0640; the directory is made 0750); return its path.
+
+    Raises ResultFileError saying what is wrong; the callers add which option to fix."""
+    from ansible_collections.oomguard.fleet.plugins.module_utils import safefile  # safefile's errors derive from this module's
+
+    path = result_file_path(results_dir, host)
+    try:
+        safefile.write_atomic(path, result_file_text(payload), mode=RESULT_FILE_MODE, dir_mode=RESULT_DIR_MODE)
+    except safefile.SafeFileError as exc:
+        raise ResultFileError(controller_text(exc))
+    return path
 
 
 # ---- timestamps -----------------------------------------------------------------------------

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime
 import errno
-import hashlib
 import json
 import math
 import os
@@ -24,15 +23,21 @@ import stat
 from ansible_collections.oomguard.fleet.plugins.module_utils import safefile
 from ansible_collections.oomguard.fleet.plugins.module_utils._contract import (
     LEVELS,
+    RESULT_SCHEMA,
     SEVERITY_LEVELS,
     UNKNOWN,
+    OomguardError,
+    controller_text,
+    format_time,
     gate_tripped,
     level_value,
+    parse_time,
+    result_payload,
+    utc_now,
 )
 from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import REDACTED, redact_args
 
 REPORT_SCHEMA = 1
-RESULT_SCHEMA = 1
 
 # Display order, worst first; unknown sits above ok because it is never safe.
 _LEVEL_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, UNKNOWN: 4, "ok": 5}
@@ -78,7 +83,7 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-class ReportError(Exception):
+class ReportError(OomguardError):
     """A report could not be built or written; the message says what to do."""
 
 
@@ -130,30 +135,6 @@ def _list(value):
     if not isinstance(value, (list, tuple)):
         return []
     return list(value)[:_MAX_LIST]
-
-
-def parse_time(value):
-    """ISO 8601 text -> aware UTC datetime, or None when it does not parse."""
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        stamp = datetime.datetime.fromisoformat(text)
-        if stamp.tzinfo is None:
-            stamp = stamp.replace(tzinfo=datetime.timezone.utc)
-        return stamp.astimezone(datetime.timezone.utc)
-    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 shifted out of range by its offset
-        return None
-
-
-def format_time(stamp):
-    return stamp.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def utc_now():
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 
 
 def _finding(raw):
@@ -309,15 +290,8 @@ def result_file_payload(record):
             "figures": entry["figures"],
             "flagged": entry["flagged"],
         }
-    return {
-        "schema": RESULT_SCHEMA,
-        "host": entry["host"],
-        "run_id": entry["run_id"],
-        "written_at": record.get("written_at"),
-        "exposure": exposure,
-        "snapshots": entry["snapshots"],
-        "changes": entry["changes"],
-    }
+    return result_payload(entry["host"], entry["run_id"], record.get("written_at"), exposure,
+                          entry["snapshots"], entry["changes"])
 
 
 def parse_result(data, origin):
@@ -501,49 +475,8 @@ def summary_lines(report, worst=5):
 
 # Result files are small (lists are cut at 200 rows); anything far larger is not one.
 MAX_RESULT_BYTES = 16 * 1024 * 1024
-RESULT_FILE_MODE = 0o640
-RESULT_DIR_MODE = 0o750
-_NAME_KEEP = re.compile(r"[^A-Za-z0-9._@:+-]")
-_NAME_MAX = 100
 # Only a \uD800-\uDFFF escape can decode to a lone surrogate (raw ones are invalid UTF-8).
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-def safe_host_filename(host):
-    """The result file name of an inventory host: one file per host, readable by people.
-
-    A name that is already a safe lower-case file name is kept (``web01.json``). Any other
-    name (path separators, spaces, leading dots, capitals, very long) is made safe and gets
-    ``~`` and the first 16 hex digits of the SHA-256 of the exact name, so ``web/1``,
-    ``web_1`` and ``Web_1`` get three files, also on case-insensitive file systems. Kept
-    names never contain ``~``, so the two kinds never meet. The exact name is the ``host``
-    inside the file.
-    """
-    readable = _NAME_KEEP.sub("_", host).lstrip(".")[:_NAME_MAX] or "_"
-    if readable == host and host == host.lower():
-        return host + ".json"
-    digest = hashlib.sha256(host.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    return "%s~%s.json" % (readable, digest)
-
-
-def result_file_path(results_dir, host):
-    """``<results_dir>/<safe_host_filename(host)>``: the one place both writers take the name from."""
-    return os.path.join(results_dir, safe_host_filename(host))
-
-
-def result_file_text(payload):
-    """A result file's text: JSON, valid UTF-8 whatever the host sent (lone surrogates become U+FFFD)."""
-    return _SURROGATE.sub("\ufffd", json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False)) + "\n"
-
-
-def write_result_file(results_dir, host, payload):
-    """Write ``payload`` as the result file of ``host`` (mode 0640; the directory is made 0750); return its path.
-
-    Raises ReportError (see :func:`atomic_write`); the callers say which option to fix.
-    """
-    path = result_file_path(results_dir, host)
-    atomic_write(path, result_file_text(payload), mode=RESULT_FILE_MODE, dir_mode=RESULT_DIR_MODE)
-    return path
 
 
 def _read_result_file(full):
@@ -605,9 +538,6 @@ def read_results_dir(path):
     return records, problems
 
 
-_BECOME_HINT = re.compile(r"run with become: true,? or ")
-
-
 def atomic_write(path, text, mode=0o644, dir_mode=0o755):
     """Write text to path so readers see the old or the new file, never half of one.
 
@@ -622,7 +552,7 @@ def atomic_write(path, text, mode=0o644, dir_mode=0o755):
     try:
         safefile.write_atomic(path, text, mode=mode, dir_mode=dir_mode)
     except safefile.SafeFileError as exc:
-        raise ReportError(_controller_text(exc)) from None
+        raise ReportError(controller_text(exc)) from None
 
 
 def ensure_dir(path, mode=0o755):
@@ -630,9 +560,4 @@ def ensure_dir(path, mode=0o755):
     try:
         safefile.ensure_dir(path, mode)
     except safefile.SafeFileError as exc:
-        raise ReportError(_controller_text(exc)) from None
-
-
-def _controller_text(exc):
-    """A safefile message for the controller, where the playbook's user writes and become does not apply."""
-    return _BECOME_HINT.sub("", str(exc))
+        raise ReportError(controller_text(exc)) from None

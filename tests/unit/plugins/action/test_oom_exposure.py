@@ -20,6 +20,7 @@ from ansible import constants as ansible_constants
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 
 from ansible_collections.oomguard.fleet.plugins.action import oom_exposure as action
+from ansible_collections.oomguard.fleet.plugins.module_utils import _contract as contract
 from ansible_collections.oomguard.fleet.plugins.module_utils.evidence import gather_evidence
 from ansible_collections.oomguard.fleet.plugins.module_utils.exposure import DEFAULTS, assess
 from ansible_collections.oomguard.fleet.plugins.module_utils.oom_facts import FACTS_ARGUMENT_SPEC, gather_oom_facts
@@ -224,15 +225,21 @@ def test_result_file_written_for_failed_and_unknown_hosts_and_in_check_mode(harn
     path = results / "web01.json"
     assert result["result_file"] == str(path)
     record = json.loads(path.read_text())
-    assert set(record) == {"schema", "host", "run_id", "written_at", "exposure"}
+    assert set(record) == set(contract.RESULT_KEYS)
     assert record["schema"] == 1 and record["host"] == "web01" and record["run_id"] == "oomguard-test-1"
     assert record["exposure"]["level"] == "critical" and record["written_at"].endswith("Z")
+    assert record["snapshots"] is None and record["changes"] is None
+    # the content the report role's writer gives the same verdict: one payload, one writer
+    verdict = result["oomguard_exposure"]
+    same = rp.result_file_payload(rp.make_record("web01", verdict, run_id="oomguard-test-1", written_at=record["written_at"]))
+    assert record == json.loads(json.dumps(same))
+    assert path.read_text() == contract.result_file_text(same)
     assert oct(os.stat(str(path)).st_mode & 0o777) == "0o640"
     assert oct(os.stat(str(results)).st_mode & 0o777) == "0o750"
 
     harness.outcome = AnsibleConnectionFailure("refused")
     harness.run(results_dir=str(results), task_vars={"inventory_hostname": "lost/../01", "oomguard_run_id": "from-var"})
-    lost = rp.safe_host_filename("lost/../01")
+    lost = contract.safe_host_filename("lost/../01")
     assert lost.startswith("lost_.._01~")
     record = json.loads((results / lost).read_text())
     assert record["exposure"]["level"] == "unknown" and record["run_id"] == "from-var"

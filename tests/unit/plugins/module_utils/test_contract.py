@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import re
 
 import pytest
@@ -80,10 +81,31 @@ def test_run_id_shape():
     when = datetime.datetime(2026, 11, 29, 2, 0, 0, tzinfo=UTC)
     assert c.new_run_id(when, 4711) == "oomguard-20261129T020000Z-4711"
     assert c.new_run_id(when, 7) == "oomguard-20261129T020000Z-0007"
-    ids = set(c.new_run_id() for _ in range(50))
+    ids = set(c.new_run_id() for attempt in range(50))
     assert all(re.match(r"^oomguard-\d{8}T\d{6}Z-\d{4}$", run_id) for run_id in ids)
     assert len(ids) > 1
 
 
 def test_error_base():
     assert issubclass(c.OomguardError, Exception)
+
+
+def test_result_payload_has_every_key():
+    payload = c.result_payload("web01", "run-1", "2026-11-29T02:00:00Z", exposure={"level": "ok"})
+    assert tuple(sorted(payload)) == tuple(sorted(c.RESULT_KEYS))
+    assert payload["schema"] == c.RESULT_SCHEMA == 1
+    assert payload["snapshots"] is None and payload["changes"] is None and payload["exposure"] == {"level": "ok"}
+
+
+def test_write_result_file_mode_text_and_refusal(tmp_path):
+    results = tmp_path / "results"
+    path = c.write_result_file(str(results), "web/1", c.result_payload("web/1", exposure={"summary": "x \ud800"}))
+    assert path == c.result_file_path(str(results), "web/1")
+    text = open(path, encoding="utf-8").read()
+    assert "\ufffd" in text and text.endswith("}\n") and '\n  "exposure"' in text
+    assert oct(os.stat(path).st_mode & 0o777) == "0o640" and oct(os.stat(str(results)).st_mode & 0o777) == "0o750"
+    os.chmod(str(results), 0o777)
+    with pytest.raises(c.ResultFileError, match="writable by group and others") as info:
+        c.write_result_file(str(results), "web01", {})
+    assert isinstance(info.value, c.OomguardError) and "become" not in str(info.value)
+    assert os.listdir(str(results)) == [os.path.basename(path)]

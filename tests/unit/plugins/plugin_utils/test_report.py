@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from ansible_collections.oomguard.fleet.plugins.module_utils._contract import gate_tripped
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import gate_tripped, safe_host_filename
 from ansible_collections.oomguard.fleet.plugins.plugin_utils import report as rp
 
 T0 = "2026-11-29T02:00:00Z"
@@ -275,7 +275,7 @@ def test_read_results_dir_not_a_directory(tmp_path):
     ("a b/c", "a_b_c~539138d518391ec4.json"), ("db01.example.com", "db01.example.com.json"),
 ])
 def test_safe_host_filename(host, expected):
-    assert rp.safe_host_filename(host) == expected
+    assert safe_host_filename(host) == expected
 
 
 def test_atomic_write(tmp_path):

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ansible_collections.oomguard.fleet.plugins.module_utils import _contract as contract
 from ansible_collections.oomguard.fleet.plugins.plugin_utils import report as rp
 from ansible_collections.oomguard.fleet.plugins.plugin_utils.report_formats import FORMATS
 from ansible_collections.oomguard.fleet.plugins.plugin_utils.report_output import output_paths, render, write_report
@@ -159,7 +160,7 @@ def test_text_never_carries_a_lone_surrogate_into_a_report(tmp_path):
     ("db01~x", "db01_x"),
 ])
 def test_hosts_whose_names_sanitise_alike_get_their_own_files(hosts):
-    names = [rp.safe_host_filename(h) for h in hosts]
+    names = [contract.safe_host_filename(h) for h in hosts]
     assert len(set(n.lower() for n in names)) == len(hosts), names
     for name in names:
         assert name.endswith(".json") and "/" not in name and not name.startswith(".")
@@ -171,14 +172,14 @@ def test_hosts_whose_names_sanitise_alike_get_their_own_files(hosts):
     ("web_1", "web_1.json"), ("[fe80::1]", None), ("web/1", None),
 ])
 def test_names_stay_readable(host, expected):
-    name = rp.safe_host_filename(host)
+    name = contract.safe_host_filename(host)
     if expected:
         assert name == expected
     else:
         stem, digest = name[:-len(".json")].rsplit("~", 1)
         assert stem.replace("_", "") == host.translate({ord(c): None for c in "/[]"}).replace("_", "")
         assert len(digest) == 16 and int(digest, 16) >= 0
-        assert rp.safe_host_filename(host) == name   # stable across runs
+        assert contract.safe_host_filename(host) == name   # stable across runs
 
 
 def test_both_writers_put_web_1_and_web_slash_1_in_two_files(tmp_path):
@@ -203,15 +204,15 @@ def test_both_writers_put_web_1_and_web_slash_1_in_two_files(tmp_path):
 
 
 def test_result_path_is_the_one_name_function(tmp_path):
-    assert rp.result_file_path(str(tmp_path), "web/1") == os.path.join(str(tmp_path), rp.safe_host_filename("web/1"))
+    assert contract.result_file_path(str(tmp_path), "web/1") == os.path.join(str(tmp_path), contract.safe_host_filename("web/1"))
 
 
 def test_a_writer_never_writes_a_file_the_reader_would_skip(tmp_path):
     payload = {"schema": 1, "host": "web\udcff01", "written_at": T0, "exposure": {"level": "low", "summary": "x \ud800"}}
-    path = rp.write_result_file(str(tmp_path), "web\udcff01", payload)
+    path = contract.write_result_file(str(tmp_path), "web\udcff01", payload)
     records, problems = rp.read_results_dir(str(tmp_path))
     assert problems == [] and records[0]["host"] == "web\ufffd01"
-    assert os.path.basename(path) == rp.safe_host_filename("web\udcff01")
+    assert os.path.basename(path) == contract.safe_host_filename("web\udcff01")
 
 
 # ---- check mode ------------------------------------------------------------
@@ -245,17 +246,17 @@ def test_check_mode_report_writes_no_result_file_and_no_report(tmp_path):
     assert result["changed_files"] == [str(dest / "oomguard-report.json")]
     assert not results.exists() and not dest.exists()
     result = run_fleet_report(tmp_path, False, dest=str(dest), results_dir=str(results), formats=["json"])
-    assert result["result_files"] == [str(results / rp.safe_host_filename("web/1"))]
-    assert json.loads((results / rp.safe_host_filename("web/1")).read_text())["changes"]["status"] == "changed"
+    assert result["result_files"] == [str(results / contract.safe_host_filename("web/1"))]
+    assert json.loads((results / contract.safe_host_filename("web/1")).read_text())["changes"]["status"] == "changed"
 
 
 def test_unwritable_results_dir_fails_the_report_with_what_to_do(tmp_path):
     results = tmp_path / "results"
-    (results / rp.safe_host_filename("web/1")).mkdir(parents=True)   # a directory where the file goes
+    (results / contract.safe_host_filename("web/1")).mkdir(parents=True)   # a directory where the file goes
     result = run_fleet_report(tmp_path, False, dest=str(tmp_path / "report"), results_dir=str(results), formats=["json"])
     assert result["failed"] is True
     assert "cannot write the result files in %s (%s is a directory, not a regular file" % (
-        results, results / rp.safe_host_filename("web/1")) in result["msg"]
+        results, results / contract.safe_host_filename("web/1")) in result["msg"]
     assert "fix that or point results_dir (role: oomguard_report_results_dir) at another directory" in result["msg"]
 
 
@@ -267,8 +268,8 @@ def test_a_symlinked_result_file_is_refused_and_its_target_untouched(tmp_path):
     target = tmp_path / "elsewhere.txt"
     target.write_text("keep me")
     (results / "web01.json").symlink_to(target)
-    with pytest.raises(rp.ReportError, match="web01.json is a symlink"):
-        rp.write_result_file(str(results), "web01", {"host": "web01"})
+    with pytest.raises(contract.ResultFileError, match="web01.json is a symlink"):
+        contract.write_result_file(str(results), "web01", {"host": "web01"})
     assert target.read_text() == "keep me" and (results / "web01.json").is_symlink()
     assert os.listdir(str(results)) == ["web01.json"]      # no temporary file left
 
@@ -277,8 +278,8 @@ def test_a_symlinked_results_directory_is_refused(tmp_path):
     real = tmp_path / "real"
     real.mkdir(mode=0o750)
     (tmp_path / "results").symlink_to(real)
-    with pytest.raises(rp.ReportError, match="is a symlink"):
-        rp.write_result_file(str(tmp_path / "results"), "web01", {"host": "web01"})
+    with pytest.raises(contract.ResultFileError, match="is a symlink"):
+        contract.write_result_file(str(tmp_path / "results"), "web01", {"host": "web01"})
     assert os.listdir(str(real)) == []
 
 
@@ -288,11 +289,11 @@ def test_a_results_directory_others_may_write_is_refused_unless_sticky(tmp_path,
     results.mkdir()
     os.chmod(str(results), mode)
     if refused:
-        with pytest.raises(rp.ReportError, match="chmod go-w"):
-            rp.write_result_file(str(results), "web01", {"host": "web01"})
+        with pytest.raises(contract.ResultFileError, match="chmod go-w"):
+            contract.write_result_file(str(results), "web01", {"host": "web01"})
         assert os.listdir(str(results)) == []
     else:
-        rp.write_result_file(str(results), "web01", {"host": "web01"})
+        contract.write_result_file(str(results), "web01", {"host": "web01"})
     assert stat_mode(results) == mode                         # never chmodded
 
 
@@ -301,8 +302,8 @@ def test_a_results_directory_of_another_user_is_refused(tmp_path):
     results = tmp_path / "results"
     results.mkdir(mode=0o755)
     os.chown(str(results), 4321, 4321)
-    with pytest.raises(rp.ReportError, match="owned by uid 4321"):
-        rp.write_result_file(str(results), "web01", {"host": "web01"})
+    with pytest.raises(contract.ResultFileError, match="owned by uid 4321"):
+        contract.write_result_file(str(results), "web01", {"host": "web01"})
 
 
 def stat_mode(path):
