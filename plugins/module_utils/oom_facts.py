@@ -350,6 +350,18 @@ FACTS_ARGUMENT_SPEC = dict(
 )
 
 
+def oom_arguments(params):
+    """gather_oom_facts' arguments from the options of oom_score_facts."""
+    return dict(proc_path=params["proc_path"], adj_threshold=params["adj_threshold"], top_killable=params["top_killable"],
+                cmdline_max=params["cmdline_max"], all_processes=params["all_processes"],
+                return_cmdline=params["return_cmdline"], sys_path=params["sys_path"], root=params["evidence_root"])
+
+
+def evidence_arguments(params):
+    """evidence.gather_evidence's arguments from the options of oom_score_facts (the module adds how to run journalctl)."""
+    return dict(root=params["evidence_root"], since_days=params["evidence_days"], max_bytes=params["evidence_max_bytes"])
+
+
 def check_facts_params(params):
     """The range checks the argument spec cannot express; returns an error message or None."""
     for name in ("top_killable", "cmdline_max", "slabinfo_top", "evidence_days"):

@@ -125,6 +125,14 @@ def baseline_growth(caches, mode, baseline_path, check_mode, proc_path, now, top
     return growth
 
 
+def slabinfo_arguments(params, prefix=""):
+    """gather_slabinfo_facts' arguments from module options: slabinfo_facts' ``top``, ``baseline`` and
+    ``baseline_path``, or oom_score_facts' ``slabinfo_top`` ... (``prefix`` ``slabinfo_``)."""
+    baseline = params[prefix + "baseline"]
+    return dict(proc_path=params["proc_path"], top=params[prefix + "top"], baseline=None if baseline == "none" else baseline,
+                baseline_path=params[prefix + "baseline_path"])
+
+
 def gather_slabinfo_facts(proc_path="/proc", top=20, baseline=None, baseline_path=DEFAULT_BASELINE_PATH,
                           check_mode=False, now=None):
     """``ansible_facts.slabinfo`` for the procfs tree at ``proc_path``.

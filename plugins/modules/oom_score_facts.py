@@ -217,52 +217,25 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.oomguard.fleet.plugins.module_utils.evidence import gather_evidence
-from ansible_collections.oomguard.fleet.plugins.module_utils.oom_facts import FACTS_ARGUMENT_SPEC, check_facts_params, gather_oom_facts
+from ansible_collections.oomguard.fleet.plugins.module_utils.oom_facts import (
+    FACTS_ARGUMENT_SPEC,
+    check_facts_params,
+    evidence_arguments,
+    gather_oom_facts,
+    oom_arguments,
+)
 from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import OomguardError
-from ansible_collections.oomguard.fleet.plugins.module_utils.slabinfo import gather_slabinfo_facts
-
-
-def _oom(module):
-    params = module.params
-    return gather_oom_facts(
-        proc_path=params["proc_path"],
-        adj_threshold=params["adj_threshold"],
-        top_killable=params["top_killable"],
-        cmdline_max=params["cmdline_max"],
-        all_processes=params["all_processes"],
-        return_cmdline=params["return_cmdline"],
-        sys_path=params["sys_path"],
-        root=params["evidence_root"],
-    )
-
-
-def _slabinfo(module):
-    params = module.params
-    return gather_slabinfo_facts(
-        proc_path=params["proc_path"],
-        top=params["slabinfo_top"],
-        baseline=None if params["slabinfo_baseline"] == "none" else params["slabinfo_baseline"],
-        baseline_path=params["slabinfo_baseline_path"],
-        check_mode=module.check_mode,
-    )
-
-
-def _evidence(module):
-    params = module.params
-    return gather_evidence(
-        root=params["evidence_root"],
-        since_days=params["evidence_days"],
-        max_bytes=params["evidence_max_bytes"],
-        run_command=lambda argv: module.run_command(argv, environ_update={"LC_ALL": "C", "SYSTEMD_COLORS": "0"}),
-        journalctl=module.get_bin_path("journalctl"),
-    )
+from ansible_collections.oomguard.fleet.plugins.module_utils.slabinfo import gather_slabinfo_facts, slabinfo_arguments
 
 
 # gather_subset name -> (fact name, function(module) -> facts)
 SUBSETS = {
-    "oom": ("oom", _oom),
-    "slabinfo": ("slabinfo", _slabinfo),
-    "evidence": ("oom_evidence", _evidence),
+    "oom": ("oom", lambda module: gather_oom_facts(**oom_arguments(module.params))),
+    "slabinfo": ("slabinfo", lambda module: gather_slabinfo_facts(check_mode=module.check_mode,
+                                                                  **slabinfo_arguments(module.params, "slabinfo_"))),
+    "evidence": ("oom_evidence", lambda module: gather_evidence(
+        run_command=lambda argv: module.run_command(argv, environ_update={"LC_ALL": "C", "SYSTEMD_COLORS": "0"}),
+        journalctl=module.get_bin_path("journalctl"), **evidence_arguments(module.params))),
 }
 
 

@@ -185,7 +185,7 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import OomguardError
-from ansible_collections.oomguard.fleet.plugins.module_utils.slabinfo import gather_slabinfo_facts
+from ansible_collections.oomguard.fleet.plugins.module_utils.slabinfo import gather_slabinfo_facts, slabinfo_arguments
 
 
 def main():
@@ -202,13 +202,7 @@ def main():
     if params["top"] < 0:
         module.fail_json(msg="top must be 0 (all caches) or a positive number, not %d" % params["top"])
     try:
-        facts = gather_slabinfo_facts(
-            proc_path=params["proc_path"],
-            top=params["top"],
-            baseline=None if params["baseline"] == "none" else params["baseline"],
-            baseline_path=params["baseline_path"],
-            check_mode=module.check_mode,
-        )
+        facts = gather_slabinfo_facts(check_mode=module.check_mode, **slabinfo_arguments(params))
     except OomguardError as exc:
         module.fail_json(msg="Failed to read slab facts: %s" % exc)
     module.exit_json(changed=False, ansible_facts={"slabinfo": facts})
