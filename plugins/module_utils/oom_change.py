@@ -21,6 +21,7 @@ import select
 import signal
 
 from ansible_collections.oomguard.fleet.plugins.module_utils import dropins
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import OomguardError
 from ansible_collections.oomguard.fleet.plugins.module_utils import proc_reader as reader
 from ansible_collections.oomguard.fleet.plugins.module_utils import procfs
 from ansible_collections.oomguard.fleet.plugins.module_utils import pycompat as pc
@@ -48,7 +49,7 @@ _UNIT_NAME = re.compile(r"^[A-Za-z0-9:_.\\-]+(?:@[A-Za-z0-9:_.\\@-]*)?\.(?:%s)\Z
 CMDLINE_MATCH_SECONDS = 5.0
 
 
-class RemediationError(Exception):
+class RemediationError(OomguardError):
     """A failure the module reports with fail_json; ``partial`` holds what was done before it."""
 
     def __init__(self, message, partial=None):

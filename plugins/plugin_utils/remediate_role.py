@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ansible.module_utils.parsing.convert_bool import boolean
 
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import OomguardError
 from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import OOM_SCORE_ADJ_MAX, OOM_SCORE_ADJ_MIN
 
 SCHEMA = 1
@@ -19,7 +20,7 @@ UNKILLABLE = OOM_SCORE_ADJ_MIN
 WAIVER = "oomguard_remediate_require_snapshot: false"
 
 
-class RemediatePlanError(Exception):
+class RemediatePlanError(OomguardError):
     """Bad role input (the filter turns it into an error that names the variable)."""
 
 

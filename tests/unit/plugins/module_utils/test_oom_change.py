@@ -392,3 +392,10 @@ def test_bounded_matches_many_texts():
     texts = ["x%d" % i for i in range(100000)]  # more than one pipe buffer of answers
     flags = rem.bounded_matches(re.compile(r"7$"), texts)
     assert len(flags) == 100000 and sum(flags) == 10000 and rem.bounded_matches(re.compile("x"), []) == []
+
+
+def test_remediation_errors_are_the_collections_errors(proc):
+    from ansible_collections.oomguard.fleet.plugins.module_utils._contract import OomguardError
+
+    with pytest.raises(OomguardError, match="not a valid regular expression"):
+        rem.select_processes(proc, cmdline="(")

@@ -139,3 +139,10 @@ def test_bad_text_names_the_variable(kw, words):
     with pytest.raises(AnsibleFilterError) as raised:
         filters.remediate_plan(EXPOSURE, snapshots=SNAP, run_id=RUN, mode="reset", **kw)
     assert str(raised.value) == "oomguard.fleet.remediate_plan: " + words
+
+
+def test_bad_role_input_is_the_collections_error():
+    from ansible_collections.oomguard.fleet.plugins.module_utils._contract import OomguardError
+
+    with pytest.raises(OomguardError, match="oomguard_remediate_mode"):
+        logic.remediate_plan({"flagged": []}, mode="fix")
