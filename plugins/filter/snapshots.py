@@ -9,7 +9,7 @@ Documentation: snapshot_result.yml, snapshots_record.yml and snapshots_failure.y
 
 from __future__ import annotations
 
-from ansible_collections.oomguard.fleet.plugins.module_utils import _snapshots as _contract
+from ansible_collections.oomguard.fleet.plugins.module_utils import _contract
 
 
 def snapshot_result(batch, host):

@@ -22,6 +22,10 @@ Per-host result file
     report normalises each section first: ``plugin_utils/report.result_file_payload``) and
     ``write_result_file`` is its one writer (mode 0640, directory 0750, atomic), used by the
     ``oom_exposure`` and ``fleet_report`` actions alike.
+oomguard_snapshots
+    ``snapshots_record`` (and ``snapshots_failure``) build the snapshot role's per-host record from
+    the host's disk_snapshot result (``snapshot_host_result``); the role reaches them through the
+    ``oomguard.fleet.snapshot_result``, ``snapshots_record`` and ``snapshots_failure`` filters.
 Errors
     ``OomguardError``: the base of every error the collection raises on purpose.
 
@@ -244,3 +248,60 @@ def new_run_id(now=None, rand=None):
     stamp = (now or _utc_now()).strftime(RUN_ID_TIME_FORMAT)
     suffix = rand if rand is not None else random.SystemRandom().randint(0, RUN_ID_RANDOM_MAX)
     return "%s%s-%04d" % (RUN_ID_PREFIX, stamp, suffix)
+
+
+# ---- snapshots ------------------------------------------------------------------------------
+# oomguard_snapshots, the record the snapshot role sets per host (docs/data-contract.md), built
+# from the host's result of the role's disk_snapshot task. The role reaches these through the
+# oomguard.fleet.snapshot_result, snapshots_record and snapshots_failure filters.
+
+SNAPSHOTS_SCHEMA = 1
+
+
+def _instance_fields(instance):
+    instance = instance or {}
+    return instance.get("provider"), instance.get("instance_id"), instance.get("region")
+
+
+def snapshot_host_result(batch, host):
+    """``host``'s result in the registered loop of the role's disk_snapshot task (one item per provider, each
+    with ``hosts``); a failed result saying what to set when no item has the host (its provider is unknown)."""
+    for item in (batch or {}).get("results") or []:
+        hosts = item.get("hosts") if isinstance(item, dict) else None
+        if hosts and host in hosts:
+            return hosts[host]
+    message = ("The cloud provider of %s is unknown: instance_id and region came from inventory, so nothing was "
+               "detected. Set oomguard_snapshot_provider to alicloud or aws." % host)
+    return {"failed": True, "changed": False, "status": "failed", "msg": message, "snapshots": [],
+            "would_create": [], "deleted": [], "would_delete": []}
+
+
+def snapshots_record(run_id, result=None, instance=None, check_mode=False):
+    """``oomguard_snapshots`` of a host from its disk_snapshot result (``snapshot_host_result``), of the
+    instance it identified (``ansible_facts.cloud_instance``); with no result, the record of a host whose
+    snapshots are switched off (status ``skipped``)."""
+    provider, instance_id, region = _instance_fields(instance)
+    if result is None:
+        return {"schema": SNAPSHOTS_SCHEMA, "run_id": run_id, "status": "skipped",
+                "message": "snapshots switched off (oomguard_snapshot_enabled: false)",
+                "provider": None, "instance_id": None, "region": None, "snapshots": []}
+    return {
+        "schema": SNAPSHOTS_SCHEMA,
+        "run_id": run_id,
+        "status": "ok" if result.get("status") == "ok" and not result.get("failed") else "failed",
+        "message": result["msg"] if "msg" in result else result.get("message"),
+        "provider": provider,
+        "instance_id": instance_id,
+        "region": region,
+        "snapshots": result.get("snapshots") or [],
+        "check_mode": bool(check_mode),
+        "would_create": result.get("would_create") or [],
+        "deleted": (result.get("deleted") or []) + (result.get("would_delete") or []),
+    }
+
+
+def snapshots_failure(run_id, message, instance=None):
+    """``oomguard_snapshots`` of a host whose identification or snapshot task failed before it had a result."""
+    provider, instance_id, region = _instance_fields(instance)
+    return {"schema": SNAPSHOTS_SCHEMA, "run_id": run_id, "status": "failed", "message": message,
+            "provider": provider, "instance_id": instance_id, "region": region, "snapshots": []}

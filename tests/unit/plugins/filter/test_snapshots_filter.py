@@ -7,7 +7,7 @@ snapshot_result, snapshots_record and snapshots_failure filters."""
 from __future__ import annotations
 
 from ansible_collections.oomguard.fleet.plugins.filter.snapshots import FilterModule
-from ansible_collections.oomguard.fleet.plugins.module_utils import _snapshots as _contract
+from ansible_collections.oomguard.fleet.plugins.module_utils import _contract
 
 FILTERS = FilterModule().filters()
 INSTANCE = {'provider': 'alicloud', 'instance_id': 'i-bp1', 'region': 'cn-hangzhou', 'zone': 'cn-hangzhou-h', 'source': 'inventory'}
