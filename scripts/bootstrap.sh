@@ -32,11 +32,16 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The pinned virtualenv, rebuilt when requirements.txt changes.
+# The pinned virtualenv, rebuilt when requirements.txt changes. The demo needs only ansible-core
+# and jmespath (at requirements.txt's pins); a venv made for the tests serves it as well.
 python=${PYTHON:-python3}
 # shellcheck source=scripts/venv.sh
 . "$top/scripts/venv.sh"
-ensure_venv bootstrap "$venv" "$python" -r "$top/requirements.txt"
+if [ "$profile" != demo ]; then
+    ensure_venv bootstrap "$venv" "$python" -r "$top/requirements.txt"
+elif ! venv_current "$venv" -r "$top/requirements.txt"; then
+    ensure_venv bootstrap "$venv" "$python" -c "$top/requirements.txt" ansible-core jmespath
+fi
 
 # The checkout itself on a collections path, as oomguard.fleet.
 coll="$top/.build/collections/ansible_collections/oomguard"

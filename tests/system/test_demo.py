@@ -132,3 +132,24 @@ def test_the_html_report_shows_the_critical_host_first(demo):
         assert finding["id"] in first[2]
     assert "java" in first[2] and "OOM001" in first[2]
     assert sorted(r[0] for r in rows) == sorted(h["host"] for h in demo["report"]["hosts"])
+
+
+def test_a_venv_made_for_the_tests_serves_the_demo(tmp_path):
+    """bootstrap.sh's choice: the demo accepts the venv ensure_venv made from requirements.txt,
+    and one made from other arguments (or with no stamp) is not current for them."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text("#!/bin/sh\n")
+    (venv / "bin" / "python").chmod(0o755)
+    reqs = os.path.join(TOP, "requirements.txt")
+
+    def bash(script):
+        return subprocess.run(["bash", "-c", '. "%s"; %s' % (os.path.join(TOP, "scripts", "venv.sh"), script)],
+                              capture_output=True, text=True, check=False)
+
+    assert bash('venv_current "%s" -r "%s"' % (venv, reqs)).returncode == 1
+    stamp = bash('venv_want -r "%s"' % reqs).stdout.strip()
+    assert len(stamp) == 64
+    (venv / ".requirements.sha256").write_text(stamp + "\n")
+    assert bash('venv_current "%s" -r "%s"' % (venv, reqs)).returncode == 0
+    assert bash('venv_current "%s" -c "%s" ansible-core jmespath' % (venv, reqs)).returncode == 1
