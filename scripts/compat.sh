@@ -26,10 +26,12 @@ python_of() {
     echo "${py:-$default_python}"
 }
 
-# The system tests that drive every role and action plugin through ansible-playbook.
+# The system tests that drive every role and action plugin through ansible-playbook. Those with the real
+# peers (amazon.aws.aws_ec2, ansible.posix) take them from the Ansible package built for each core.
 system_tests=(tests/system/test_assess_role.py tests/system/test_snapshot_role.py tests/system/test_snapshot_batch.py
               tests/system/test_snapshot_metadata.py tests/system/test_remediate_role.py
-              tests/system/test_remediate_playbook.py tests/system/test_report_role.py tests/system/test_fact_injection.py)
+              tests/system/test_remediate_playbook.py tests/system/test_report_role.py tests/system/test_fact_injection.py
+              tests/system/test_inventory_sources.py)
 
 # Build the missing venvs side by side (downloads dominate), then test one version at a time.
 # shellcheck source=scripts/venv.sh

@@ -10,15 +10,20 @@ DescribeDisks count tells the two paths apart.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
-from ansible_collections.oomguard.fleet.tests.harness.ansible_cli import playbook
+from ansible_collections.oomguard.fleet.tests.harness.ansible_cli import TOP, playbook
+from ansible_collections.oomguard.fleet.tests.harness.ansible_package import ansible_package_fixture
 from ansible_collections.oomguard.fleet.tests.harness.ecs_double import EcsDouble
 
 KEY_ID = 'LTAI5tOomguardBatchKey1'
 SECRET = 'Qm4-batch-SECRET-never-printed-2c9d'
 REGION = 'cn-shanghai'
+COLLECTIONS = os.path.join(TOP, '.build', 'collections')
+
+ansible_package = ansible_package_fixture()
 
 PLAY = """
 - hosts: localhost
@@ -105,17 +110,21 @@ def test_with_become_the_module_runs_in_rounds(tmp_path, ecs):
     assert 'progressing' in proc.stdout and proc.stdout.count('accomplished 100%') >= 5
 
 
-def test_a_json_stdout_callback_gets_a_clean_document(tmp_path, ecs):
-    """With a machine-readable stdout callback the progress lines stay off stdout."""
-    import os
+def test_a_json_stdout_callback_gets_a_clean_document(tmp_path, ecs, ansible_package):
+    """With ansible.posix.json as the stdout callback the progress lines stay off stdout."""
     dump = tmp_path / 'batch.json'
     play = PLAY % {'region': REGION, 'endpoint': ecs.endpoint, 'extra': '', 'dump': dump}
     proc = playbook(tmp_path, play, 'localhost ansible_connection=local\n',
-                    env={'HOME': str(tmp_path), 'ANSIBLE_STDOUT_CALLBACK': 'json',
-                         'ANSIBLE_CALLBACK_PLUGINS': os.path.join(os.path.dirname(__file__), 'callback_plugins')},
+                    env={'HOME': str(tmp_path), 'ANSIBLE_STDOUT_CALLBACK': 'ansible.posix.json',
+                         'ANSIBLE_COLLECTIONS_PATH': os.pathsep.join([COLLECTIONS, ansible_package])},
                     args=['-e', json.dumps({'snapshot_environment': CREDENTIALS})])
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # The whole of stdout is the callback's one document: any progress line there breaks it.
     document = json.loads(proc.stdout)
-    batch = [r for r in document['results'] if r['task'] == 'Snapshot two instances']
-    assert batch and batch[0]['result']['failed_hosts'] == []
+    tasks = [t for play in document['plays'] for t in play['tasks'] if t['task']['name'] == 'Snapshot two instances']
+    assert len(tasks) == 1
+    batch = tasks[0]['hosts']['localhost']
+    assert batch['action'] == 'oomguard.fleet.disk_snapshot' and batch['failed_hosts'] == []
+    assert sorted(batch['hosts']) == ['web01', 'web02']
+    assert document['stats']['localhost']['failures'] == 0
     assert len(ecs.snapshots) == 5
