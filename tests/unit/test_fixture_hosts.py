@@ -60,7 +60,8 @@ def test_the_inventory_lists_every_tree_and_one_unreachable_host():
     with open(os.path.join(HOSTS_DIR, "inventory.yml"), encoding="utf-8") as handle:
         hosts = yaml.safe_load(handle)["all"]["hosts"]
     assert sorted(hosts) == sorted(list(EXPECTED) + ["unreachable"])
-    trees = sorted(name for name in os.listdir(HOSTS_DIR) if os.path.isdir(os.path.join(HOSTS_DIR, name)))
+    trees = sorted(name for name in os.listdir(HOSTS_DIR)
+                   if os.path.isdir(os.path.join(HOSTS_DIR, name)) and name != "__pycache__")
     assert trees == sorted(EXPECTED)
     assert hosts["unreachable"]["ansible_host"] == "127.0.0.1" and hosts["unreachable"]["ansible_connection"] == "ssh"
 
