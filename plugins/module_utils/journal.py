@@ -25,6 +25,8 @@ import socket
 
 from ansible_collections.oomguard.fleet.plugins.module_utils import pycompat as pc
 from ansible_collections.oomguard.fleet.plugins.module_utils import safefile as sf
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import OomguardError, format_time
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import new_run_id  # noqa: F401 pylint: disable=unused-import  # the modules' import, until they take it from _contract
 
 JOURNAL_SCHEMA = 1
 DEFAULT_JOURNAL = "/var/lib/oomguard/journal.jsonl"
@@ -36,22 +38,10 @@ CRASH_HOOK_ENV = "OOMGUARD_TEST_CRASH_AFTER_INTENT"
 CHANGE_OPS = ("runtime", "dropin")
 RECORD_START = '{"run_id": '
 _NAMED_START = re.compile(re.escape(RECORD_START) + r'("(?:[^"\\]|\\.)*")')
-ROLLBACK_OPS = ("rollback-runtime", "rollback-dropin")
 
 
-class JournalError(Exception):
+class JournalError(OomguardError):
     """A journal or lock problem, with a message that says what to do."""
-
-
-def utc_now():
-    return pc.utc_now().strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def new_run_id(now=None, rand=None):
-    """Return ``oomguard-<UTC timestamp>-<random>`` as fixed by the data contract."""
-    stamp = (now or pc.utc_now()).strftime("%Y%m%dT%H%M%SZ")
-    suffix = rand if rand is not None else pc.random_u16()
-    return "oomguard-%s-%d" % (stamp, suffix)
 
 
 def _ensure_private_dir(path):
@@ -97,7 +87,7 @@ class RunLock:
                     "Wait for it to finish, then run again." % (self.path, holder))
             raise JournalError("Failed to lock %s: %s" % (self.path, exc.strerror or exc))
         holder = {"pid": os.getpid(), "run_id": self.run_id, "purpose": self.purpose,
-                  "since": utc_now(), "host": socket.gethostname()}
+                  "since": format_time(), "host": socket.gethostname()}
         os.ftruncate(fd, 0)
         pc.pwrite(fd, (json.dumps(holder, sort_keys=True) + "\n").encode("utf-8"), 0)
         os.fsync(fd)
@@ -158,7 +148,7 @@ class Journal:
         """Record a change about to be made; returns the record id used by ``outcome``."""
         self._seq += 1
         record_id = "%s/%d/%d" % (self.run_id, os.getpid(), self._seq)
-        record = dict(fields, schema=JOURNAL_SCHEMA, run_id=self.run_id, id=record_id, op=op, state="intent", at=utc_now())
+        record = dict(fields, schema=JOURNAL_SCHEMA, run_id=self.run_id, id=record_id, op=op, state="intent", at=format_time())
         self._append(record)
         self._intents += 1
         crash_at = os.environ.get(CRASH_HOOK_ENV)
@@ -167,10 +157,10 @@ class Journal:
         return record_id
 
     def outcome(self, record_id, op, state, **fields):
-        return self._append(dict(fields, schema=JOURNAL_SCHEMA, run_id=self.run_id, id=record_id, op=op, state=state, at=utc_now()))
+        return self._append(dict(fields, schema=JOURNAL_SCHEMA, run_id=self.run_id, id=record_id, op=op, state=state, at=format_time()))
 
     def mark(self, op, **fields):
-        return self._append(dict(fields, schema=JOURNAL_SCHEMA, run_id=self.run_id, op=op, state="done", at=utc_now()))
+        return self._append(dict(fields, schema=JOURNAL_SCHEMA, run_id=self.run_id, op=op, state="done", at=format_time()))
 
 
 def encode_record(record):

@@ -78,9 +78,3 @@ def pwrite(fd, data, offset):
         return os.pwrite(fd, data, offset)
     os.lseek(fd, offset, os.SEEK_SET)
     return os.write(fd, data)
-
-
-def random_u16():
-    """A random integer from 0 to 65535 (``int.from_bytes(os.urandom(2), "big")``)."""
-    data = bytearray(os.urandom(2))
-    return data[0] << 8 | data[1]

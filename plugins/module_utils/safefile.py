@@ -39,12 +39,13 @@ import errno
 import os
 import stat
 
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import OomguardError
 from ansible_collections.oomguard.fleet.plugins.module_utils.pycompat import O_CLOEXEC, is_missing
 
 GROUP_WORLD_WRITE = stat.S_IWGRP | stat.S_IWOTH
 
 
-class SafeFileError(Exception):
+class SafeFileError(OomguardError):
     """A path the collection refuses to write, or a failed write; the message says what to do."""
 
 

@@ -77,8 +77,3 @@ def test_open_text_reads_and_writes_utf8(tmp_path):
     (tmp_path / "bad").write_bytes(b"\xff\n")
     with pc.open_text(str(tmp_path / "bad"), errors="replace") as handle:
         assert handle.read() == u"\ufffd\n"
-
-
-def test_random_u16_covers_two_bytes(monkeypatch):
-    monkeypatch.setattr(os, "urandom", lambda n: b"\xbe\xef"[:n])
-    assert pc.random_u16() == 0xBEEF == int.from_bytes(b"\xbe\xef", "big")

@@ -124,7 +124,7 @@ def test_an_unreadable_journal_with_no_readable_change_fails(host):
 
 def test_changes_out_of_order_fail_the_rollback(host, monkeypatch):
     remediate(host)
-    monkeypatch.setattr(jr, "utc_now", lambda: "2099-01-01T00:00:00Z")
+    monkeypatch.setattr(jr, "format_time", lambda stamp=None: "2099-01-01T00:00:00Z")
     run_module(oom_score_adj.main, dict(host, run_id=RUN, pid=77, value=0))  # a later module run, same run id
     raw = lines(host)
     assert len(raw) == 7 and raw[-1] == b""
