@@ -35,7 +35,7 @@ from ansible_collections.oomguard.fleet.plugins.module_utils.cloud.runner import
     snapshot_argument_spec,
     time_out,
 )
-from ansible_collections.oomguard.fleet.plugins.plugin_utils.output import human_callback
+from ansible_collections.oomguard.fleet.plugins.plugin_utils.stdout_callback import human_callback
 
 display = Display()
 

@@ -33,7 +33,7 @@ from ansible_collections.oomguard.fleet.plugins.module_utils.exposure import (
     validate_custom_rules,
 )
 from ansible_collections.oomguard.fleet.plugins.module_utils.oom_facts import FACTS_ARGUMENT_SPEC, check_facts_params
-from ansible_collections.oomguard.fleet.plugins.plugin_utils.output import human_callback
+from ansible_collections.oomguard.fleet.plugins.plugin_utils.stdout_callback import human_callback
 from ansible_collections.oomguard.fleet.plugins.plugin_utils import report
 
 display = Display()

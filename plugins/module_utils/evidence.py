@@ -28,6 +28,7 @@ import os
 import re
 import time
 
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import format_time
 from ansible_collections.oomguard.fleet.plugins.module_utils.pycompat import UTC
 
 SCHEMA = 1
@@ -56,7 +57,7 @@ _MONTHS = dict((name, index) for index, name in enumerate(
 
 
 def iso(when):
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
+    return format_time(when) if when else None
 
 
 def parse_iso_prefix(line):

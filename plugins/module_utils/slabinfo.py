@@ -8,19 +8,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import datetime
 import errno
 import json
 import os
 
-from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import (
-    OomguardError,
-    parse_slabinfo,
-)
+from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import parse_slabinfo
 from ansible_collections.oomguard.fleet.plugins.module_utils.oom_facts import read_meminfo
 from ansible_collections.oomguard.fleet.plugins.module_utils.proc_reader import read_text
 from ansible_collections.oomguard.fleet.plugins.module_utils import safefile as sf
-from ansible_collections.oomguard.fleet.plugins.module_utils.pycompat import UTC, utc_now
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import OomguardError, format_time, parse_time, utc_now
 
 SCHEMA = 1
 DEFAULT_BASELINE_PATH = "/var/lib/oomguard/slabinfo-baseline.json"
@@ -31,16 +27,11 @@ class BaselineError(OomguardError):
     """The baseline could not be written."""
 
 
-def utcnow():
-    return utc_now().replace(microsecond=0)
-
-
-def _iso(when):
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_iso(text):
-    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+def _stored_at(text):
+    stamp = parse_time(text)
+    if stamp is None:
+        raise ValueError("stored_at %r is not a time such as 2026-11-29T02:00:00Z" % (text,))
+    return stamp
 
 
 def _boot_id(proc_path):
@@ -55,7 +46,7 @@ def load_baseline(path):
     try:
         with open(path) as handle:
             data = json.load(handle)
-        stored_at = _parse_iso(data["stored_at"])
+        stored_at = _stored_at(data["stored_at"])
         caches = dict((str(k), int(v)) for k, v in data["caches"].items())
     except (IOError, OSError) as exc:
         if exc.errno == errno.ENOENT:
@@ -72,7 +63,7 @@ def store_baseline(path, caches, now, boot_id):
     bit) and never chmodded; a symlink at ``path`` is refused."""
     payload = {
         "schema": SCHEMA,
-        "stored_at": _iso(now),
+        "stored_at": format_time(now),
         "boot_id": boot_id,
         "caches": dict((c["name"], c["size_kb"]) for c in caches),
     }
@@ -108,7 +99,7 @@ def baseline_growth(caches, mode, baseline_path, check_mode, proc_path, now, top
               "stored": False, "message": message}
     if baseline is not None:
         growth["baseline"] = True
-        growth["baseline_at"] = _iso(baseline["stored_at"])
+        growth["baseline_at"] = format_time(baseline["stored_at"])
         growth["hours"], growth["caches"] = compute_growth(caches, baseline, now, top)
         growth["message"] = "growth since %s" % growth["baseline_at"]
         if boot_id and baseline["boot_id"] and boot_id != baseline["boot_id"]:
@@ -139,7 +130,7 @@ def gather_slabinfo_facts(proc_path="/proc", top=20, baseline=None, baseline_pat
 
     ``baseline``: None (no growth), ``compare`` (read the stored baseline) or ``store``
     (compare, then replace the baseline with this run's figures unless in check mode)."""
-    now = now or utcnow()
+    now = now or utc_now()
     page_size = os.sysconf("SC_PAGE_SIZE")
     meminfo = read_meminfo(proc_path)
     facts = {

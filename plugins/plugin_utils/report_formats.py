@@ -15,7 +15,7 @@ import io
 import json
 import re
 
-from ansible_collections.oomguard.fleet.plugins.module_utils._contract import LEVELS, UNKNOWN, gate_tripped, level_value
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import LEVELS, UNKNOWN, format_time, gate_tripped, level_value
 from ansible_collections.oomguard.fleet.plugins.plugin_utils.report import (
     parse_time,
     result_time,
@@ -73,7 +73,7 @@ def taken(entry, report):
     stamp = result_time(entry)
     if stamp is None:
         return "-", None
-    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ"), age_text((parse_time(report["generated_at"]) - stamp).total_seconds())
+    return format_time(stamp), age_text((parse_time(report["generated_at"]) - stamp).total_seconds())
 
 
 def run_label(entry, report):

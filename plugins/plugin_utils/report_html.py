@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from html import escape
 
-from ansible_collections.oomguard.fleet.plugins.module_utils._contract import UNKNOWN, level_value
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import UNKNOWN, format_time, level_value
 from ansible_collections.oomguard.fleet.plugins.plugin_utils.report import result_time
 from ansible_collections.oomguard.fleet.plugins.plugin_utils.report_formats import kib_text, pct_text, run_label, stale_note, taken
 
@@ -213,7 +213,7 @@ def _changes_cell(entry):
 def result_time_text(entry):
     """The sort key of the Taken column: the ISO time, empty when unknown."""
     stamp = result_time(entry)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ") if stamp else ""
+    return format_time(stamp) if stamp else ""
 
 
 def _taken_cell(entry, report):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from ansible import constants as C
 
-from ansible_collections.oomguard.fleet.plugins.plugin_utils import output
+from ansible_collections.oomguard.fleet.plugins.plugin_utils import stdout_callback
 
 
 @pytest.mark.parametrize("callback, human", [
@@ -17,4 +17,4 @@ from ansible_collections.oomguard.fleet.plugins.plugin_utils import output
 ])
 def test_human_callback(monkeypatch, callback, human):
     monkeypatch.setattr(C, "DEFAULT_STDOUT_CALLBACK", callback)
-    assert output.human_callback() is human
+    assert stdout_callback.human_callback() is human
