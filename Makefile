@@ -10,7 +10,7 @@ export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
 export PYTHONPATH := $(TOP)/.build/collections
 PYTEST := $(VENV)/bin/python -m pytest -p no:cacheprovider --import-mode=importlib
 
-.PHONY: demo audit-local test check bootstrap bootstrap-demo unit system pythons lab sanity units lint galaxy molecule lab-molecule compat bench clean
+.PHONY: demo audit-local test check bootstrap bootstrap-demo unit system ee pythons lab sanity units lint galaxy molecule lab-molecule compat bench clean
 
 bootstrap:
 	@scripts/bootstrap.sh test
@@ -27,7 +27,7 @@ audit-local: bootstrap-demo
 	@scripts/audit-local.sh
 
 test: bootstrap
-	$(MAKE) unit system pythons lab sanity units lint galaxy molecule compat
+	$(MAKE) unit system ee pythons lab sanity units lint galaxy molecule compat
 	@echo "make test: all suites passed"
 
 # The fast inner loop for developers: unit tests, lint, and sanity of the files changed since HEAD.
@@ -41,7 +41,13 @@ unit:
 	$(PYTEST) -q tests/unit
 
 system:
-	$(PYTEST) -q tests/system --ignore=tests/system/test_panic_lab.py --ignore=tests/system/test_target_pythons.py
+	$(PYTEST) -q tests/system --ignore=tests/system/test_panic_lab.py --ignore=tests/system/test_target_pythons.py --ignore=tests/system/test_ee_audit.py
+
+# The execution environment (docs/scale.md): execution-environment.yml built by ansible-builder with podman on a local
+# Debian base image, then the audit run in it by ansible-runner with --process-isolation, as an AWX job, against a
+# namespace fleet. The images are cached by content hash in /var/tmp/oomguard-ee: a warm run builds nothing.
+ee: bootstrap
+	$(PYTEST) -q -s tests/system/test_ee_audit.py
 
 # The host-side modules on every target Python the supported ansible-cores admit (pyenv's 2.7 to 3.10,
 # one play each: 2.7/3.6 under ansible-core 2.16, 3.7 under 2.17, 3.8 under 2.19, 3.9/3.10 under the
@@ -93,4 +99,4 @@ bench: bootstrap
 	@for b in tests/bench/bench_*.py; do $(VENV)/bin/python "$$b" || exit 1; done
 
 clean:
-	rm -rf .build tests/output artifacts .venv-compat .venv-galaxy .venv-inventory
+	rm -rf .build tests/output artifacts .venv-compat .venv-galaxy .venv-inventory .venv-ee
