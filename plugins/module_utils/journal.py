@@ -26,7 +26,6 @@ import socket
 from ansible_collections.oomguard.fleet.plugins.module_utils import pycompat as pc
 from ansible_collections.oomguard.fleet.plugins.module_utils import safefile as sf
 from ansible_collections.oomguard.fleet.plugins.module_utils._contract import OomguardError, format_time
-from ansible_collections.oomguard.fleet.plugins.module_utils._contract import new_run_id  # noqa: F401 pylint: disable=unused-import  # the modules' import, until they take it from _contract
 
 JOURNAL_SCHEMA = 1
 DEFAULT_JOURNAL = "/var/lib/oomguard/journal.jsonl"

@@ -169,7 +169,7 @@ def read_process(proc_path, pid):
     }
 
 
-class _MatchTimeout(Exception):
+class _MatchTimeout(OomguardError):
     pass
 
 

@@ -18,6 +18,7 @@ import errno
 import os
 
 from ansible_collections.oomguard.fleet.plugins.module_utils import pycompat as pc
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import OomguardError
 from ansible_collections.oomguard.fleet.plugins.module_utils.procfs import (
     OOM_DISABLE,
     OOM_SCORE_ADJ_MIN,
@@ -30,9 +31,9 @@ _OPEN_FLAGS = os.O_RDONLY | pc.O_CLOEXEC
 _SMALL_READ = 4096
 
 
-class ProcessGone(OSError):
+class ProcessGone(OomguardError, OSError):
     """The process exited: its /proc entry is gone, or the kernel answered ESRCH. An OSError with
-    errno ESRCH, so that code which counts failed reads sees it as what it is."""
+    errno ESRCH, so that code which counts failed reads sees it as what it is, and one of the collection's errors."""
 
     def __init__(self, path):
         super(ProcessGone, self).__init__(errno.ESRCH, os.strerror(errno.ESRCH), path)

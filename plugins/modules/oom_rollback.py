@@ -141,6 +141,7 @@ journal_damaged_lines:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.oomguard.fleet.plugins.module_utils import journal as jr
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import new_run_id
 from ansible_collections.oomguard.fleet.plugins.module_utils import oom_change as rem
 from ansible_collections.oomguard.fleet.plugins.module_utils import rollback_plan as rb
 from ansible_collections.oomguard.fleet.plugins.module_utils.change_module import apply_locked, finish, remediation_argument_spec
@@ -172,7 +173,7 @@ def main():
     argument_spec.update(rollback_run_id=dict(type="str"))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
-    run_id = params["run_id"] or jr.new_run_id()
+    run_id = params["run_id"] or new_run_id()
     result = dict(changed=False, run_id=run_id, rollback_of=None, already_rolled_back=False, restored=[], dropins=[],
                   not_restored=[], daemon_reload=False, restarted=[], journal_bad_lines=0,
                   journal_damaged_lines=[])

@@ -216,7 +216,7 @@ restarted:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.oomguard.fleet.plugins.module_utils import journal as jr
+from ansible_collections.oomguard.fleet.plugins.module_utils._contract import new_run_id
 from ansible_collections.oomguard.fleet.plugins.module_utils import procfs
 from ansible_collections.oomguard.fleet.plugins.module_utils import oom_change as rem
 from ansible_collections.oomguard.fleet.plugins.module_utils.change_module import apply_locked, finish, remediation_argument_spec
@@ -278,7 +278,7 @@ def main():
     problem = procfs.oom_score_adj_error(params["value"]) or rem.unit_name_error(params["unit"])
     if problem:
         module.fail_json(msg=problem)
-    run_id = params["run_id"] or jr.new_run_id()
+    run_id = params["run_id"] or new_run_id()
     result = dict(changed=False, run_id=run_id, journal=params["journal"], changes=[], matched=[], dropins=[],
                   unpersisted=[], vanished=[], daemon_reload=False, restarted=[])
     try:

@@ -109,3 +109,25 @@ def test_write_result_file_mode_text_and_refusal(tmp_path):
         c.write_result_file(str(results), "web01", {})
     assert isinstance(info.value, c.OomguardError) and "become" not in str(info.value)
     assert os.listdir(str(results)) == [os.path.basename(path)]
+
+
+def _collection_modules():
+    plugins = os.path.join(os.path.dirname(c.__file__), os.pardir)
+    for kind in ("module_utils", "module_utils/cloud", "plugin_utils", "action", "filter", "modules"):
+        for name in sorted(os.listdir(os.path.join(plugins, kind))):
+            if name.endswith(".py") and name != "__init__.py":
+                yield "ansible_collections.oomguard.fleet.plugins.%s.%s" % (kind.replace("/", "."), name[:-3])
+
+
+def test_every_error_of_the_collection_derives_from_the_one_base():
+    import importlib
+    import inspect
+
+    errors = {}
+    for dotted in _collection_modules():
+        module = importlib.import_module(dotted)
+        for name, value in vars(module).items():
+            if inspect.isclass(value) and issubclass(value, Exception) and value.__module__ == dotted:
+                errors["%s.%s" % (dotted.rsplit(".", 1)[1], name)] = value
+    assert len(errors) >= 10, sorted(errors)
+    assert [name for name, cls in sorted(errors.items()) if not issubclass(cls, c.OomguardError)] == []
