@@ -313,7 +313,7 @@ def ensure_ee(workdir):
 
 
 def prune():
-    """Keep the newest base image and execution environment only; remove dangling layers."""
+    """Keep the newest base image and execution environment only, and the layer cache they use."""
     for repo, keep in ((BASE_REPO, base_image_name()), (EE_REPO, None)):
         proc = podman('images', '--format', '{{.Repository}}:{{.Tag}} {{.Id}} {{.CreatedAt}}', '--filter', 'reference=' + repo, check=False)
         rows = sorted((line.split(' ', 2) for line in proc.stdout.splitlines() if line.strip()), key=lambda r: r[2], reverse=True)
@@ -322,6 +322,23 @@ def prune():
             if ref != keep:
                 podman('rmi', ref, check=False)
     podman('image', 'prune', '-f', check=False)
+    # The build's layer cache: keep the intermediate images the kept images descend from (the EE's
+    # base stage, reused when only the collection changed); older builds' stages go.
+    every = podman('images', '-a', '--format', '{{.ID}}', check=False).stdout.split()
+    parents = {}
+    if every:
+        for line in podman('image', 'inspect', '--format', '{{.Id}} {{.Parent}}', *every, check=False).stdout.splitlines():
+            image, dummy, parent = line.partition(' ')
+            parents[image[:12]] = parent.strip()[:12]
+    keep_ids = set()
+    for image in podman('images', '--format', '{{.ID}}', check=False).stdout.split():
+        image = image[:12]
+        while image and image not in keep_ids:
+            keep_ids.add(image)
+            image = parents.get(image, '')
+    for image in reversed(every):  # podman lists the newest first; a child goes before its parent
+        if image[:12] not in keep_ids:
+            podman('rmi', image, check=False)
 
 
 def runner_private_data_dir(path, fleet, playbook_text, extravars, ssh_key):
