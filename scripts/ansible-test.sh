@@ -14,8 +14,8 @@ mkdir -p "$dest"
 # Tracked and new (not ignored) files only, so build output never leaks into the run.
 (cd "$top" && git ls-files -co --exclude-standard -z) |
     rsync -a --delete --from0 --files-from=- "$top/" "$dest/"
-# rsync --delete only prunes within the listed set; drop files that left the tree.
-(cd "$dest" && find . -type f ! -path './tests/output/*' -printf '%P\n' | sort) > "$dest.have"
+# rsync --delete only prunes within the listed set; drop files and symlinks that left the tree.
+(cd "$dest" && find . \( -type f -o -type l \) ! -path './tests/output/*' -printf '%P\n' | sort) > "$dest.have"
 (cd "$top" && git ls-files -co --exclude-standard | sort) > "$dest.want"
 comm -23 "$dest.have" "$dest.want" | (cd "$dest" && xargs -r rm -f --)
 rm -f "$dest.have" "$dest.want"

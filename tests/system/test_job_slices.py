@@ -71,7 +71,7 @@ def audit_trees(base):
     """Four kinds of host, so that the report holds several levels."""
     kinds = {
         'java': lambda p: vendor_tree(p, extra=[JAVA], meminfo={'MemTotal': 8000000, 'MemAvailable': 400000}),
-        'vendor': lambda p: vendor_tree(p),
+        'vendor': vendor_tree,
         'plain': lambda p: build_proc_tree(p, processes=[dict(APP)], meminfo={'MemTotal': 8000000, 'MemAvailable': 6000000}),
         'slab': lambda p: vendor_tree(p, meminfo={'MemTotal': 8000000, 'MemAvailable': 3000000, 'Slab': 2000000,
                                                   'SReclaimable': 100000, 'SUnreclaim': 1900000}),
