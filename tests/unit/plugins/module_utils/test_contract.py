@@ -119,13 +119,28 @@ def _collection_modules():
                 yield "ansible_collections.oomguard.fleet.plugins.%s.%s" % (kind.replace("/", "."), name[:-3])
 
 
+def _controller_available():
+    try:
+        import ansible.constants  # noqa: F401 pylint: disable=unused-import
+    except ImportError:
+        return False
+    return True
+
+
 def test_every_error_of_the_collection_derives_from_the_one_base():
     import importlib
     import inspect
 
     errors = {}
     for dotted in _collection_modules():
-        module = importlib.import_module(dotted)
+        try:
+            module = importlib.import_module(dotted)
+        except ImportError:
+            # ansible-test units runs without ansible-core's controller side: there, and only
+            # there, a controller-only plugin module cannot be imported and is left out.
+            if _controller_available():
+                raise
+            continue
         for name, value in vars(module).items():
             if inspect.isclass(value) and issubclass(value, Exception) and value.__module__ == dotted:
                 errors["%s.%s" % (dotted.rsplit(".", 1)[1], name)] = value
