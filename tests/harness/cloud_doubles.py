@@ -33,11 +33,13 @@ import time
 try:
     from ansible_collections.oomguard.fleet.tests.harness.ecs_double import EcsDouble
     from ansible_collections.oomguard.fleet.tests.harness.moto_ec2 import MotoServer
+    from ansible_collections.oomguard.fleet.tests.harness.fleet import process_starttime
 except ImportError:  # run as a script from a checkout: the collection is linked under .build/collections
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                                     '.build', 'collections'))
     from ansible_collections.oomguard.fleet.tests.harness.ecs_double import EcsDouble
     from ansible_collections.oomguard.fleet.tests.harness.moto_ec2 import MotoServer
+    from ansible_collections.oomguard.fleet.tests.harness.fleet import process_starttime
 
 ECS_REGION = 'cn-hangzhou'
 AWS_REGION = 'us-east-1'
@@ -47,17 +49,6 @@ STOP_TIMEOUT = 15.0
 
 class DoublesError(Exception):
     """The doubles could not be started or stopped; the message says what to do."""
-
-
-def process_starttime(pid):
-    """Field 22 of /proc/<pid>/stat, or None when the process is gone (or a zombie)."""
-    try:
-        with open('/proc/%d/stat' % pid, encoding='ascii', errors='replace') as handle:
-            data = handle.read()
-    except OSError:
-        return None
-    fields = data[data.rfind(')') + 2:].split()
-    return None if fields[0] == 'Z' else int(fields[19])
 
 
 def _alive(pid, starttime):
